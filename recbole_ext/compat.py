@@ -1,0 +1,251 @@
+"""Every adaptation recbole-ext makes to RecBole 1.2.1, in one place, applied once by :func:`apply`.
+
+One line each — what breaks, since which version:
+
+* numpy 2.0 removed ``np.float_``/``np.complex_``/``np.unicode_``: ``Config.compatibility_settings``
+  raises AttributeError, so no ``Config`` can be built; RecBole then needs the aliases it used to set
+  (``np.float`` in metrics.py, ``np.long`` in layers.py, ``np.bool`` …).
+* torch 2.6 made ``torch.load`` weights-only by default, and the weights-only unpickler cannot read
+  RecBole's ``pickle_protocol=4`` checkpoints: ``load_best_model``, ``resume_checkpoint`` and
+  ``load_data_and_model`` all fail. Checkpoints are written with protocol 2, modules already in the
+  state dict are left out of ``other_parameter``, and RecBole's own types are allowlisted.
+* Ray 2.7 changed ``tune.report(**metrics)`` to ``tune.report(metrics)``: ``objective_function``
+  raises TypeError.
+* RecBole 1.2.1 itself: an unknown model name falls through to ``exlib_recommender`` and raises
+  ``ModuleNotFoundError: lightgbm``; an unknown dataset name starts a download.
+* RecBole 1.2.1 itself: ``overall.yaml`` sets a negative sampler that ``Config`` then rejects for
+  every sequential model with ``loss_type: CE`` unless the user repeats ``train_neg_sample_args: ~``.
+* Plugin hook, not a fix: RecBole reads model YAMLs only from its own package; a plugin model's YAML
+  is read at the same layer (after ``overall.yaml``, before dataset and quick-start YAMLs).
+
+pandas 3 (copy-on-write) breaks token_seq features in ``Dataset._remap``; it is excluded by the
+``pandas<3`` requirement rather than patched.
+"""
+
+import os
+import pickle
+
+import numpy as np
+import torch
+import yaml
+
+import recbole.config.configurator as configurator
+import recbole.data.dataset.dataset as dataset_module
+import recbole.quick_start as quick_start_package
+import recbole.quick_start.quick_start as quick_start
+import recbole.trainer.trainer as trainer_module
+import recbole.utils
+import recbole.utils.utils
+from recbole.model.abstract_recommender import AbstractRecommender
+from recbole.utils import EvaluatorType, InputType, ModelType, set_color
+
+from recbole_ext import registry
+from recbole_ext.errors import CheckpointError, DatasetNotFoundError
+
+# Checkpoints are written with this protocol: the weights-only unpickler rejects protocol 4 frames.
+CHECKPOINT_PICKLE_PROTOCOL = 2
+_RECBOLE_OVERALL_YAML = os.path.normpath(
+    os.path.join(os.path.dirname(configurator.__file__), "..", "properties", "overall.yaml")
+)
+_applied = False
+
+
+def apply():
+    """Apply every adaptation once; later calls do nothing."""
+    global _applied
+    if _applied:
+        return
+    _numpy_aliases()
+    _model_lookup()
+    _plugin_properties_and_ce_sampler()
+    _weights_only_checkpoints()
+    _ray_report()
+    _no_downloads()
+    _applied = True
+
+
+def _numpy_aliases():
+    aliases = {
+        "bool": np.bool_,
+        "int": np.int_,
+        "float": np.float64,
+        "complex": np.complex128,
+        "object": np.object_,
+        "str": np.str_,
+        "long": np.int_,
+        "unicode": np.str_,
+    }
+
+    def compatibility_settings(self):
+        for name, value in aliases.items():
+            setattr(np, name, value)
+
+    compatibility_settings(None)
+    configurator.Config.compatibility_settings = compatibility_settings
+
+
+def _model_lookup():
+    checked = registry.checked_get_model(recbole.utils.utils.get_model)
+    for module in (recbole.utils, recbole.utils.utils, configurator, quick_start):
+        module.get_model = checked
+
+
+def _plugin_properties_and_ce_sampler():
+    Config = configurator.Config
+    recbole_update = Config._update_internal_config_dict
+    recbole_set_default_parameters = Config._set_default_parameters
+
+    def _update_internal_config_dict(self, file):
+        loaded = recbole_update(self, file)
+        if os.path.normpath(file) == _RECBOLE_OVERALL_YAML:
+            plugin_file = registry.plugin_properties_file(self.model)
+            if plugin_file is not None:
+                recbole_update(self, str(plugin_file))
+        return loaded
+
+    def _set_default_parameters(self):
+        final = self.final_config_dict
+        if (
+            final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+            and final.get("loss_type") == "CE"
+            and "train_neg_sample_args" not in self.external_config_dict
+        ):
+            final["train_neg_sample_args"] = None
+        recbole_set_default_parameters(self)
+
+    Config._update_internal_config_dict = _update_internal_config_dict
+    Config._set_default_parameters = _set_default_parameters
+
+
+def allow_model_class(model_class):
+    """Let weights-only loading rebuild a checkpoint's config, which names its model class."""
+    torch.serialization.add_safe_globals([model_class])
+
+
+def _weights_only_checkpoints():
+    torch.serialization.add_safe_globals(
+        [configurator.Config, ModelType, InputType, EvaluatorType, yaml.loader.FullLoader]
+    )
+    Trainer = trainer_module.Trainer
+    recbole_trainer_init = Trainer.__init__
+
+    def __init__(self, config, model):
+        recbole_trainer_init(self, config, model)
+        allow_model_class(type(model))
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        state = {
+            "config": self.config,
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "state_dict": self.model.state_dict(),
+            "other_parameter": weights_only_other_parameter(self.model),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        torch.save(state, saved_model_file, pickle_protocol=CHECKPOINT_PICKLE_PROTOCOL)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    Trainer.__init__ = __init__
+    Trainer._save_checkpoint = _save_checkpoint
+
+    recbole_load_data_and_model = quick_start.load_data_and_model
+
+    def load_data_and_model(model_file):
+        _allow_checkpoint_model_class(model_file)
+        try:
+            return recbole_load_data_and_model(model_file)
+        except pickle.UnpicklingError as error:
+            raise CheckpointError(
+                f"refusing to load {model_file}: it needs more than weights-only unpickling "
+                f"allows ({_unpickler_reason(error)})"
+            ) from None
+
+    load_data_and_model.__doc__ = recbole_load_data_and_model.__doc__
+    quick_start.load_data_and_model = load_data_and_model
+    quick_start_package.load_data_and_model = load_data_and_model
+
+
+def _unpickler_reason(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if "Unsupported" in line or "global" in line.lower()]
+    return (reasons or lines or ["unpickling failed"])[0]
+
+
+def weights_only_other_parameter(model):
+    """``model.other_parameter()`` without the submodules whose weights ``state_dict`` already holds.
+
+    RecBole's GRU4RecF, FDSA and DIN keep a registered submodule there; pickling the module (and the
+    dataset it references) would make the checkpoint unloadable with ``weights_only=True``.
+    """
+    parameters = model.other_parameter()
+    if not parameters:
+        return parameters
+    submodules = {id(m) for m in model.modules()}
+    kept = {}
+    for name, value in parameters.items():
+        if isinstance(value, torch.nn.Module):
+            if id(value) not in submodules:
+                raise CheckpointError(
+                    f"{type(model).__name__}.other_parameter()[{name!r}] is a module outside the model; "
+                    "only tensors, numbers, numpy arrays and registered submodules can be saved weights-only"
+                )
+            continue
+        kept[name] = value
+    return kept
+
+
+def _allow_checkpoint_model_class(model_file):
+    """Allowlist the model class a checkpoint names, if it is a registered or RecBole model."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(model_file)
+    except Exception:
+        return  # not a zip checkpoint: torch.load reports it
+    for qualified in names:
+        module_name, _, class_name = qualified.rpartition(".")
+        if not (module_name.startswith("recbole.model.") or module_name.startswith("recbole_ext.")):
+            continue
+        model_class = _importable_model_class(module_name, class_name)
+        if model_class is not None:
+            allow_model_class(model_class)
+
+
+def _importable_model_class(module_name, class_name):
+    import importlib
+
+    try:
+        candidate = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError:
+        return None
+    if isinstance(candidate, type) and issubclass(candidate, AbstractRecommender):
+        return candidate
+    return None
+
+
+def _ray_report():
+    from ray import tune
+
+    class _Tune:
+        """The part of ``ray.tune`` RecBole 1.2.1 calls, with the pre-2.7 ``report(**metrics)``."""
+
+        @staticmethod
+        def report(**metrics):
+            tune.report(dict(metrics))
+
+    quick_start.tune = _Tune
+
+
+def _no_downloads():
+    def _download(self):
+        raise DatasetNotFoundError(
+            f"dataset {self.dataset_name!r} not found: expected atomic files in {self.dataset_path} "
+            f"(e.g. {self.dataset_name}.inter). recbole-ext never downloads; set `data_path`, "
+            "use dataset='ml-100k' (shipped with RecBole) or convert a session log with "
+            "`python -m recbole_ext.data.convert`."
+        )
+
+    dataset_module.Dataset._download = _download

@@ -1,0 +1,1 @@
+"""Plugin models; importing this package registers each with RecBole's model lookup."""
