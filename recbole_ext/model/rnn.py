@@ -1,0 +1,70 @@
+"""What the plugin RNN models share: an output layer over all items (optionally tied to the item
+embedding), a loss chosen by name, and the two training modes.
+
+A subclass builds its layers and implements :meth:`RNNRecommender.forward`, which returns one
+hidden state per input position in the output space, ``[B, L, D]``: the state at position k has read
+input items 0..k and predicts the item after position k. Everything else — ``calculate_loss`` in
+``prefix`` and ``sequence`` mode, ``predict``, ``full_sort_predict`` — is here, so the training
+logits and the evaluation scores are the same function.
+"""
+
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_ext import config as keys
+from recbole_ext.data.sequence import TRAIN_MODES, target_list_field
+from recbole_ext.model.loss import build_loss
+
+
+class RNNRecommender(SequentialRecommender):
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.train_mode = keys.choice(config, "train_mode", TRAIN_MODES)
+        self.target_list_field = target_list_field(config)
+
+    def build_output(self, config, dataset, hidden_dim, item_embedding, weight_tying):
+        """Create the output layer and the loss; call at the end of a subclass's ``__init__``.
+
+        With ``weight_tying`` the output matrix is ``item_embedding.weight`` itself and ``hidden_dim``
+        must equal the embedding size (a subclass projects first); otherwise it is its own matrix.
+        """
+        self.item_embedding = item_embedding
+        self.output_is_item_embedding = weight_tying
+        if not weight_tying:
+            self.output_matrix = nn.Parameter(torch.empty(self.n_items, hidden_dim))
+            nn.init.xavier_normal_(self.output_matrix)
+        self.output_bias = nn.Parameter(torch.zeros(self.n_items))
+        self.loss = build_loss(config, self, dataset)
+
+    @property
+    def output_weight(self):
+        return self.item_embedding.weight if self.output_is_item_embedding else self.output_matrix
+
+    def forward(self, interaction):
+        """Hidden states ``[B, L, D]`` for every input position (see the module docstring)."""
+        raise NotImplementedError
+
+    def last_hidden(self, interaction):
+        hidden = self.forward(interaction)
+        last = interaction[self.ITEM_SEQ_LEN] - 1
+        return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+
+    def calculate_loss(self, interaction):
+        if self.train_mode == "sequence" and self.target_list_field in interaction:
+            hidden = self.forward(interaction)
+            targets = interaction[self.target_list_field]
+            real = targets > 0
+            return self.loss(self, hidden[real], targets[real])
+        return self.loss(self, self.last_hidden(interaction), interaction[self.ITEM_ID])
+
+    def predict(self, interaction):
+        hidden = self.last_hidden(interaction)
+        items = interaction[self.ITEM_ID]
+        return (hidden * self.output_weight[items]).sum(-1) + self.output_bias[items]
+
+    def full_sort_predict(self, interaction):
+        return self.last_hidden(interaction) @ self.output_weight.t() + self.output_bias
