@@ -1,1 +1,7 @@
 """Plugin models; importing this package registers each with RecBole's model lookup."""
+
+from recbole_ext.data.sequence import SequenceDataset
+from recbole_ext.model.rnncce import RNNCCE
+from recbole_ext.registry import register_model
+
+register_model(RNNCCE, dataset_class=SequenceDataset)
