@@ -15,6 +15,8 @@ One line each — what breaks, since which version:
   ``ModuleNotFoundError: lightgbm``; an unknown dataset name starts a download.
 * RecBole 1.2.1 itself: ``overall.yaml`` sets a negative sampler that ``Config`` then rejects for
   every sequential model with ``loss_type: CE`` unless the user repeats ``train_neg_sample_args: ~``.
+* RecBole 1.2.1 itself: importing its SINE model (every ``recbole.model`` import does) turns on
+  ``torch.autograd`` anomaly detection for the whole process, which makes every model train ~2× slower.
 * Plugin hook, not a fix: RecBole reads model YAMLs only from its own package; a plugin model's YAML
   is read at the same layer (after ``overall.yaml``, before dataset and quick-start YAMLs).
 
@@ -61,6 +63,7 @@ def apply():
     _weights_only_checkpoints()
     _ray_report()
     _no_downloads()
+    _no_anomaly_detection()
     _applied = True
 
 
@@ -237,6 +240,12 @@ def _ray_report():
             tune.report(dict(metrics))
 
     quick_start.tune = _Tune
+
+
+def _no_anomaly_detection():
+    import recbole.model.sequential_recommender.sine  # noqa: F401  (its import switches detection on)
+
+    torch.autograd.set_detect_anomaly(False)
 
 
 def _no_downloads():

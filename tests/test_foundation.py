@@ -145,6 +145,12 @@ def test_ray_style_report_outside_a_trial_is_harmless():
     quick_start.tune.report(ndcg=0.5)  # RecBole 1.2.1's call form; raised TypeError on Ray >= 2.7
 
 
+def test_recbole_sine_import_leaves_anomaly_detection_off():
+    import recbole.model.sequential_recommender  # noqa: F401  (imports sine.py)
+
+    assert not torch.is_anomaly_enabled()
+
+
 def test_compat_apply_is_idempotent():
     before = Config.compatibility_settings
     compat.apply()
