@@ -1,0 +1,178 @@
+"""The shared losses against hand computations, their sampler, and every loss × plugin model."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import recbole_ext
+from recbole_ext.model.loss import LOSSES, build_loss
+from tests.conftest import quick_test
+
+
+class Settings(dict):
+    """RecBole's Config answers None for a missing key."""
+
+    def __getitem__(self, key):
+        return self.get(key)
+
+
+DEFAULTS = {"kl_temperature": 10.0, "kl_weight": 0.5, "n_sample": 1, "sample_alpha": 1.0, "bpreg": 1.0, "logq": 0.0}
+
+
+class TinyModel(nn.Module):
+    """Output layer W = [[0,0],[1,0],[0,1],[1,1]], b = [0, .1, -.2, .3]; item 0 is padding."""
+
+    n_items = 4
+
+    def __init__(self, tied=True):
+        super().__init__()
+        self.item_embedding = nn.Embedding(4, 2)
+        self.item_embedding.weight.data = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+        self.output_bias = nn.Parameter(torch.tensor([0.0, 0.1, -0.2, 0.3]))
+        self.output_is_item_embedding = tied
+
+    @property
+    def output_weight(self):
+        return self.item_embedding.weight
+
+
+class TinyTrainingData:
+    def target_item_counts(self):
+        return torch.tensor([0, 2, 5, 3])  # support: item 1 twice, item 2 five times, item 3 three times
+
+
+def make_loss(loss_type, model=None, **settings):
+    config = Settings({**DEFAULTS, **settings, "loss_type": loss_type})
+    return build_loss(config, model or TinyModel(), TinyTrainingData())
+
+
+ONE_ROW = (torch.tensor([[1.0, 2.0]]), torch.tensor([2]))  # logits 0, 1.1, 1.8, 3.3
+TWO_ROWS = (torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.tensor([2, 3]))  # shared negative: item 1
+
+
+def with_fixed_negatives(loss, negatives):
+    loss.sample = lambda n: torch.tensor(negatives[:n])
+    return loss
+
+
+def test_ce_by_hand():
+    model = TinyModel()
+    assert make_loss("CE")(model, *ONE_ROW).item() == pytest.approx(1.8154065374356427, abs=1e-6)
+
+
+@pytest.mark.parametrize("temperature, expected", [(10.0, 1.821106993284959), (2.0, 1.8458302545350684)])
+def test_kl_by_hand(temperature, expected):
+    model = TinyModel()
+    loss = make_loss("KL", model, kl_temperature=temperature)
+    assert loss(model, *ONE_ROW).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_kl_with_zero_weight_is_ce():
+    model = TinyModel()
+    hidden, targets = torch.randn(5, 2), torch.tensor([1, 2, 3, 1, 2])
+    assert make_loss("KL", model, kl_weight=0.0)(model, hidden, targets).item() == pytest.approx(
+        make_loss("CE", model)(model, hidden, targets).item(), abs=1e-6
+    )
+
+
+def test_kl_term_vanishes_when_all_item_embeddings_are_equal():
+    model = TinyModel()
+    model.item_embedding.weight.data[:] = torch.tensor([0.3, -0.7])
+    hidden, targets = torch.randn(3, 2), torch.tensor([1, 2, 3])
+    assert make_loss("KL", model, kl_weight=5.0)(model, hidden, targets).item() == pytest.approx(
+        make_loss("CE", model)(model, hidden, targets).item(), abs=1e-6
+    )
+
+
+def _kl_path_gradient(path):
+    """Gradient of the KL term w.r.t. E through one path only, the other reading a constant copy."""
+    embedding = TinyModel().item_embedding.weight
+    constant = embedding.detach().clone()
+    output_embedding, target_embedding = (embedding, constant) if path == "output" else (constant, embedding)
+    hidden, targets = torch.tensor([[1.0, 2.0]]), torch.tensor([2])
+    soft = ((target_embedding[targets] @ target_embedding[1:].t()) / 2.0).log_softmax(-1)
+    predicted = ((hidden @ output_embedding[1:].t()) / 2.0).log_softmax(-1)
+    (soft.exp() * (soft - predicted)).sum().backward()
+    return embedding.grad.clone()
+
+
+def test_kl_gradient_reaches_the_embedding_through_output_and_soft_target():
+    model = TinyModel()
+    loss = make_loss("KL", model, kl_temperature=2.0, kl_weight=1.0)
+    hidden, targets = torch.tensor([[1.0, 2.0]]), torch.tensor([2])
+    total = loss(model, hidden, targets) - make_loss("CE", model)(model, hidden, targets)
+    (full,) = torch.autograd.grad(total, model.item_embedding.weight)
+    output_path, target_path = _kl_path_gradient("output"), _kl_path_gradient("soft target")
+    assert output_path.abs().sum() > 1e-4 and target_path.abs().sum() > 1e-4
+    assert torch.allclose(full, 2.0 * (output_path + target_path), atol=1e-6)  # γ·τ = 2
+
+
+def test_sampled_cross_entropy_by_hand():
+    loss = with_fixed_negatives(make_loss("XE-sampled"), [1])
+    assert loss(TinyModel(), *TWO_ROWS).item() == pytest.approx(1.217021662743636, abs=1e-6)
+
+
+def test_sampled_cross_entropy_with_logq_by_hand():
+    loss = with_fixed_negatives(make_loss("XE-sampled", logq=1.0), [1])  # q = (.2, .5, .3) for items 1..3
+    assert loss(TinyModel(), *TWO_ROWS).item() == pytest.approx(1.4348650112489452, abs=1e-5)
+
+
+@pytest.mark.parametrize("bpreg, expected", [(1.0, 6.110162679273341), (0.0, 0.9324758983796442)])
+def test_bpr_max_by_hand_with_its_regularization(bpreg, expected):
+    loss = with_fixed_negatives(make_loss("BPR-max", bpreg=bpreg), [1])
+    assert loss(TinyModel(), *TWO_ROWS).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_top1_max_by_hand():
+    loss = with_fixed_negatives(make_loss("TOP1-max"), [1])
+    assert loss(TinyModel(), *TWO_ROWS).item() == pytest.approx(1.3397490689148337, abs=1e-6)
+
+
+def test_sampled_scores_cover_only_batch_targets_and_shared_negatives():
+    loss = make_loss("XE-sampled", n_sample=7)
+    scores, items = loss.scores(TinyModel(), *TWO_ROWS)
+    assert scores.shape == (2, 2 + 7) and items.shape == (9,)
+    assert items[:2].tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("alpha, expected", [(1.0, [0.0, 0.2, 0.5, 0.3]), (0.0, [0.0, 1 / 3, 1 / 3, 1 / 3])])
+def test_negative_draws_follow_support_to_the_alpha(alpha, expected):
+    torch.manual_seed(0)
+    draws = make_loss("BPR-max", sample_alpha=alpha).sample(100_000)
+    frequencies = torch.bincount(draws, minlength=4).double() / draws.numel()
+    # 100k draws: a frequency's standard error is at most 0.0016, so 0.01 is over 6 standard errors
+    assert frequencies.tolist() == pytest.approx(expected, abs=0.01)
+    assert frequencies[0] == 0  # the padding item is never drawn
+
+
+def test_kl_refuses_an_untied_model():
+    with pytest.raises(recbole_ext.ConfigError, match="loss_type: 'KL' needs the output layer tied"):
+        make_loss("KL", TinyModel(tied=False))
+
+
+def test_unknown_loss_type_lists_the_allowed_ones():
+    with pytest.raises(recbole_ext.ConfigError, match=r"loss_type: 'BPR' is not allowed; use one of \['CE', 'KL'"):
+        make_loss("BPR")
+
+
+def test_logq_is_refused_where_it_does_not_apply():
+    with pytest.raises(recbole_ext.ConfigError, match="logq: 1.0 is only used by loss_type 'XE-sampled'"):
+        make_loss("TOP1-max", logq=1.0)
+
+
+def test_missing_loss_key_names_it():
+    with pytest.raises(recbole_ext.ConfigError, match="n_sample: None is not allowed"):
+        make_loss("XE-sampled", n_sample=None)
+
+
+@pytest.mark.parametrize("model", ["RNNCCE", "DwellGRU4Rec"])
+@pytest.mark.parametrize("loss_type", list(LOSSES))
+def test_every_plugin_model_trains_with_every_loss(tiny_config, model, loss_type):
+    if model not in recbole_ext.list_models():
+        pytest.fail(f"{model} is not registered")
+    config = {**tiny_config, "loss_type": loss_type, "n_sample": 64, "embedding_size": 16, "hidden_size": 16}
+    result = quick_test(config, model=model)
+    assert math.isfinite(result["best_valid_score"])
+    assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
