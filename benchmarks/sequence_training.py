@@ -1,0 +1,181 @@
+"""Whole-sequence training vs RecBole's per-prefix training, in one run on one machine.
+
+Trains RecBole's GRU4Rec (per-prefix samples, as RecBole does it), RNNCCE in ``prefix`` mode and
+RNNCCE in ``sequence`` mode with equal embedding / hidden sizes, and writes into ``--out``:
+``curves.csv`` (valid NDCG@10 after every epoch against wall time), ``summary.md`` (seconds per
+training epoch and their ratio, wall time to reach GRU4Rec's best valid NDCG@10, test NDCG@10) and
+``curves.png``.
+
+    python benchmarks/sequence_training.py --dataset=ml-100k --epochs=40 --out=benchmarks/results/sequence_training
+"""
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import recbole_ext  # noqa: E402,F401
+from recbole.config import Config  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.utils import get_model, get_trainer, init_logger, init_seed  # noqa: E402
+
+SIZES = {"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3}
+RUNS = {
+    "GRU4Rec": ("GRU4Rec", {"train_batch_size": 2048}),
+    "RNNCCE-prefix": ("RNNCCE", {"rnn_type": "GRU", "train_mode": "prefix", "train_batch_size": 2048}),
+    "RNNCCE-sequence": ("RNNCCE", {"rnn_type": "GRU", "train_mode": "sequence", "train_batch_size": 64}),
+}
+
+
+def train_and_time(model_name, overrides, args):
+    config = Config(
+        model=model_name,
+        dataset=args.dataset,
+        config_dict={
+            **SIZES,
+            **overrides,
+            "epochs": args.epochs,
+            "stopping_step": args.stopping_step,
+            "valid_metric": "NDCG@10",
+            "metrics": ["NDCG", "Recall"],
+            "topk": [10],
+            "learning_rate": 0.001,
+            "show_progress": False,
+            "device": args.device,
+            "use_gpu": args.device != "cpu",
+            "checkpoint_dir": os.path.join(args.out, "saved"),
+            "state": "WARNING",
+            "seed": args.seed,
+        },
+    )
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(model_name)(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+
+    epoch_seconds, curve = [], []
+    recbole_train_epoch = trainer._train_epoch
+
+    def timed_train_epoch(*a, **kw):
+        start = time.perf_counter()
+        loss = recbole_train_epoch(*a, **kw)
+        _synchronize(config["device"])
+        epoch_seconds.append(time.perf_counter() - start)
+        return loss
+
+    trainer._train_epoch = timed_train_epoch
+    started = time.perf_counter()
+
+    def after_validation(epoch_idx, valid_score):
+        curve.append((epoch_idx + 1, time.perf_counter() - started, float(valid_score)))
+
+    trainer.fit(train_data, valid_data, verbose=False, saved=True, callback_fn=after_validation)
+    test = trainer.evaluate(test_data, load_best_model=True)
+    return {"epoch_seconds": epoch_seconds, "curve": curve, "test_ndcg": float(test["ndcg@10"]),
+            "train_targets": _n_targets(train_data._dataset)}
+
+
+def _n_targets(dataset):
+    field = "target_item_id_list"
+    if field in dataset.inter_feat:
+        return int((dataset.inter_feat[field] > 0).sum())
+    return len(dataset.inter_feat)
+
+
+def _synchronize(device):
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def first_time_reaching(curve, score):
+    return next((seconds for _, seconds, value in curve if value >= score), None)
+
+
+def write_outputs(results, args):
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "curves.csv.tmp", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run", "epoch", "wall_seconds", "valid_ndcg@10"])
+        for name, result in results.items():
+            writer.writerows([name, *point] for point in result["curve"])
+    os.replace(out / "curves.csv.tmp", out / "curves.csv")
+
+    baseline = results["GRU4Rec"]
+    base_epoch = sum(baseline["epoch_seconds"]) / len(baseline["epoch_seconds"])
+    base_best = max(v for _, _, v in baseline["curve"])
+    base_reach = first_time_reaching(baseline["curve"], base_best)
+    lines = [
+        f"Dataset {args.dataset}, device {args.device}, sizes {SIZES}, up to {args.epochs} epochs "
+        f"(stopping_step {args.stopping_step}), seed {args.seed}.",
+        "",
+        "| run | training targets / epoch | s / training epoch | epoch-time ratio vs GRU4Rec | epochs run | best valid NDCG@10 "
+        "| wall s to GRU4Rec's best | time ratio | test NDCG@10 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        seconds = sum(result["epoch_seconds"]) / len(result["epoch_seconds"])
+        reach = first_time_reaching(result["curve"], base_best)
+        lines.append(
+            f"| {name} | {result['train_targets']} | {seconds:.2f} | {base_epoch / seconds:.1f}× | "
+            f"{len(result['curve'])} | {max(v for _, _, v in result['curve']):.4f} | "
+            f"{'not reached' if reach is None else f'{reach:.1f}'} | "
+            f"{'–' if reach is None else f'{base_reach / reach:.1f}×'} | {result['test_ndcg']:.4f} |"
+        )
+    (out / "summary.md.tmp").write_text("\n".join(lines) + "\n")
+    os.replace(out / "summary.md.tmp", out / "summary.md")
+    _plot(results, out)
+    print("\n".join(lines))
+
+
+def _plot(results, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, result in results.items():
+        ax.plot([s for _, s, _ in result["curve"]], [v for _, _, v in result["curve"]], marker=".", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("wall time (s, log scale)")
+    ax.set_ylabel("valid NDCG@10")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=120)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--stopping_step", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of: " + ", ".join(RUNS))
+    parser.add_argument("--out", default="benchmarks/results/sequence_training")
+    args = parser.parse_args()
+    sys.argv = sys.argv[:1]  # RecBole's Config would read our flags as config keys
+    names = [name.strip() for name in args.runs.split(",")]
+    unknown = [name for name in names if name not in RUNS]
+    if unknown or "GRU4Rec" not in names:
+        parser.error(f"--runs must include 'GRU4Rec' and name only {list(RUNS)}; got {unknown or names}")
+    results = {}
+    for name in names:
+        model_name, overrides = RUNS[name]
+        results[name] = train_and_time(model_name, overrides, args)
+        print(f"{name}: {results[name]['epoch_seconds'][0]:.2f} s first epoch", flush=True)
+    write_outputs(results, args)
+
+
+if __name__ == "__main__":
+    main()
