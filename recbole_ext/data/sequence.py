@@ -42,6 +42,14 @@ class SequenceDataset(SequentialDataset):
     """A :class:`SequentialDataset` whose training split holds whole-sequence windows when
     ``train_mode`` is ``sequence`` (with ``prefix`` it is RecBole's dataset unchanged)."""
 
+    def data_augmentation(self):
+        if self.time_field not in self.inter_feat:
+            raise ConfigError(
+                f"{self.config['model']} orders each sequence by the time field {self.time_field!r}, "
+                f"which is not loaded: add it to load_col (now {self.config['load_col']})"
+            )
+        super().data_augmentation()
+
     def build(self):
         datasets = super().build()
         if train_mode(self.config) == "sequence":
