@@ -1,0 +1,137 @@
+"""DwellGRU4Rec: dwell values, boosting, the dwell feature, no leakage of the target's time, errors."""
+
+import math
+
+import pytest
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.data.interaction import Interaction
+
+import recbole_ext
+from recbole_ext.model.dwellgru4rec import (
+    DwellGRU4Rec,
+    boost_repeats,
+    dwell_seconds,
+    expand,
+    previous_dwell_buckets,
+)
+from tests.conftest import quick_test
+from tests.session_data import session_dataset
+
+MODES = ["none", "boost", "feature", "both"]
+SMALL = {"embedding_size": 8, "hidden_size": 8, "dropout_prob": 0.0, "dwell_threshold": 20.0}
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    return session_dataset(tmp_path_factory.mktemp("sessions"))
+
+
+@pytest.fixture
+def session_config(sessions, tmp_path):
+    return {**sessions, **SMALL, "epochs": 1, "show_progress": False, "state": "ERROR",
+            "checkpoint_dir": str(tmp_path / "saved"), "metrics": ["Recall", "MRR"], "topk": [20],
+            "valid_metric": "MRR@20"}
+
+
+def build(config_dict, **settings):
+    config = Config(model="DwellGRU4Rec", dataset=config_dict["dataset"], config_dict={**config_dict, **settings})
+    train, valid, test = data_preparation(config, create_dataset(config))
+    torch.manual_seed(0)
+    return DwellGRU4Rec(config, train._dataset), train, valid
+
+
+TIMES = torch.tensor([[100.0, 110.0, 110.0, 270.0, 0.0, 0.0]])
+LENGTHS = torch.tensor([4])
+
+
+def test_dwell_is_the_gap_to_the_next_input_and_unknown_for_the_last():
+    dwell = dwell_seconds(TIMES, LENGTHS)
+    assert dwell[0, :3].tolist() == [10.0, 0.0, 160.0]  # equal timestamps give dwell 0
+    assert all(math.isnan(v) for v in dwell[0, 3:].tolist())  # last input and padding: unknown
+
+
+def test_boost_expansion_by_hand():
+    dwell = dwell_seconds(TIMES, LENGTHS)
+    repeats = boost_repeats(dwell, LENGTHS, threshold=75.0, max_repeat=8)
+    assert repeats.tolist() == [[1, 1, 3, 1, 0, 0]]  # ⌊160/75⌋+1 = 3; the last item is never boosted
+    items = torch.tensor([[[11.0], [12.0], [13.0], [14.0], [0.0], [0.0]]])
+    expanded, first_copy = expand(items, repeats)
+    assert expanded[0, :, 0].tolist() == [11.0, 12.0, 13.0, 13.0, 13.0, 14.0]
+    assert first_copy[0, :4].tolist() == [0, 1, 2, 5]  # each target reads the first copy of its item
+    assert boost_repeats(dwell, LENGTHS, threshold=10.0, max_repeat=4).tolist() == [[2, 1, 4, 1, 0, 0]]
+
+
+def test_feature_buckets_are_the_previous_items_dwell():
+    buckets = previous_dwell_buckets(dwell_seconds(TIMES, LENGTHS), LENGTHS, n_buckets=16)
+    # step 0: unknown (1); then log2 buckets of 10 s (2+3), 0 s (2+0), 160 s (2+7); padding 0
+    assert buckets.tolist() == [[1, 5, 2, 9, 0, 0]]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_targets_timestamp_never_changes_scores(session_config, mode):
+    model, _, valid = build(session_config, dwell_mode=mode, dwell_boost_eval=True)
+    model.eval()
+    batch = next(iter(valid))[0]
+    shifted = Interaction({key: batch[key].clone() for key in batch.columns})
+    shifted["timestamp"] += 10_000.0
+    with torch.no_grad():
+        assert torch.equal(model.full_sort_predict(batch), model.full_sort_predict(shifted))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_in_training_no_position_sees_the_time_of_the_item_it_predicts(session_config, mode):
+    model, train, _ = build(session_config, dwell_mode=mode)
+    model.train()  # boosting is on; dropout is 0 so outputs are deterministic
+    batch = next(iter(train))
+    row = int(torch.argmax(batch["item_length"]))
+    k = int(batch["item_length"][row]) - 2  # position k predicts the input at k + 1
+    later = Interaction({key: batch[key].clone() for key in batch.columns})
+    later["timestamp_list"][row, k + 1 :] += 5_000.0  # the item k+1 (and after) happen much later
+    with torch.no_grad():
+        before, after = model(batch), model(later)
+    assert torch.allclose(before[row, : k + 1], after[row, : k + 1], atol=1e-6)
+    if mode != "none":
+        assert not torch.allclose(before[row, k + 1 :], after[row, k + 1 :])  # ... later positions do
+
+
+def test_an_earlier_dwell_changes_scores_in_feature_mode(session_config):
+    model, _, valid = build(session_config, dwell_mode="feature")
+    model.eval()
+    batch = next(iter(valid))[0]
+    longer = Interaction({key: batch[key].clone() for key in batch.columns})
+    rows = batch["item_length"] >= 2
+    last = batch["item_length"] - 1
+    # the last input came 50 minutes later: the item before it dwelled longer
+    longer["timestamp_list"][rows, last[rows]] += 3_000.0
+    with torch.no_grad():
+        changed = (model.full_sort_predict(batch) - model.full_sort_predict(longer)).abs().sum(-1)
+    assert (changed[rows] > 0).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("train_mode", ["sequence", "prefix"])
+def test_every_mode_trains_and_evaluates(session_config, mode, train_mode):
+    result = quick_test(session_config, model="DwellGRU4Rec", dwell_mode=mode, train_mode=train_mode)
+    assert 0.0 <= result["test_result"]["mrr@20"] <= result["test_result"]["recall@20"] <= 1.0
+
+
+def test_missing_time_field_is_a_clear_error(session_config):
+    with pytest.raises(recbole_ext.ConfigError, match="time field 'timestamp', which is not loaded"):
+        quick_test({**session_config, "load_col": {"inter": ["session_id", "item_id"]}}, model="DwellGRU4Rec")
+
+
+def test_normalized_time_field_is_a_clear_error(session_config):
+    with pytest.raises(recbole_ext.ConfigError, match="needs raw seconds in 'timestamp'.*set normalize_all: False"):
+        quick_test({**session_config, "normalize_all": True}, model="DwellGRU4Rec", dwell_mode="boost")
+
+
+def test_unknown_dwell_mode_is_a_clear_error(session_config):
+    with pytest.raises(recbole_ext.ConfigError, match=r"dwell_mode: 'long' is not allowed; use one of \['none'"):
+        quick_test(session_config, model="DwellGRU4Rec", dwell_mode="long")
+
+
+def test_ml100k_default_yaml_normalization_is_named(tiny_config):
+    with pytest.raises(recbole_ext.ConfigError, match="normalize_all: True"):
+        quick_test({**tiny_config, "normalize_all": True}, model="DwellGRU4Rec", dwell_mode="feature")
