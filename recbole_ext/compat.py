@@ -17,6 +17,9 @@ One line each — what breaks, since which version:
   every sequential model with ``loss_type: CE`` unless the user repeats ``train_neg_sample_args: ~``.
 * RecBole 1.2.1 itself: importing its SINE model (every ``recbole.model`` import does) turns on
   ``torch.autograd`` anomaly detection for the whole process, which makes every model train ~2× slower.
+* RecBole 1.2.1 itself: ``Collector.get_data_struct`` calls ``.cpu()`` on every collected value, but
+  ``data.num_items`` is an int and ``data.count_items`` a Counter: ItemCoverage, AveragePopularity,
+  TailPercentage (and any metric reading them) raise AttributeError.
 * Plugin hook, not a fix: RecBole reads model YAMLs only from its own package; a plugin model's YAML
   is read at the same layer (after ``overall.yaml``, before dataset and quick-start YAMLs).
 
@@ -24,6 +27,7 @@ pandas 3 (copy-on-write) breaks token_seq features in ``Dataset._remap``; it is 
 ``pandas<3`` requirement rather than patched.
 """
 
+import copy
 import os
 import pickle
 
@@ -64,6 +68,7 @@ def apply():
     _ray_report()
     _no_downloads()
     _no_anomaly_detection()
+    _collector_non_tensor_data()
     _applied = True
 
 
@@ -246,6 +251,23 @@ def _no_anomaly_detection():
     import recbole.model.sequential_recommender.sine  # noqa: F401  (its import switches detection on)
 
     torch.autograd.set_detect_anomaly(False)
+
+
+def _collector_non_tensor_data():
+    from recbole.evaluator.collector import Collector
+
+    def get_data_struct(self):
+        data = self.data_struct._data_dict
+        for key, value in data.items():
+            if isinstance(value, torch.Tensor):
+                data[key] = value.cpu()
+        returned = copy.deepcopy(self.data_struct)
+        for key in ("rec.topk", "rec.meanrank", "rec.score", "rec.items", "data.label"):
+            if key in self.data_struct:
+                del self.data_struct[key]
+        return returned
+
+    Collector.get_data_struct = get_data_struct
 
 
 def _no_downloads():

@@ -15,6 +15,8 @@ windows), so a target at offset k of a window sees k + 1 items of context. A seq
 its prefix sample.
 """
 
+from collections import Counter
+
 import numpy as np
 import torch
 from recbole.data.dataset import SequentialDataset
@@ -80,6 +82,14 @@ class SequenceDataset(SequentialDataset):
         else:
             targets = self.inter_feat[self.iid_field]
         return torch.bincount(targets.flatten(), minlength=self.item_num)
+
+    def counter(self, field):
+        """RecBole's per-token counts; for the item field of a window split, counts of its targets
+        (RecBole's popularity metrics read this from the training split)."""
+        if field == self.iid_field and self.target_field in self.inter_feat:
+            targets = self.inter_feat[self.target_field]
+            return Counter(targets[targets > 0].numpy())
+        return super().counter(field)
 
     @property
     def target_field(self):
