@@ -15,6 +15,9 @@ compat.apply()
 from recbole.quick_start import load_data_and_model, run_recbole  # noqa: E402  (after compat)
 
 from recbole_ext import model  # noqa: E402,F401  (registers the plugin models)
+from recbole_ext.metrics import register_metrics  # noqa: E402
+
+register_metrics()
 from recbole_ext.errors import (  # noqa: E402
     CheckpointError,
     ConfigError,
