@@ -13,15 +13,12 @@ import argparse
 import csv
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import recbole_ext  # noqa: E402,F401
-from recbole.config import Config  # noqa: E402
-from recbole.data import create_dataset, data_preparation  # noqa: E402
-from recbole.utils import get_model, get_trainer, init_logger, init_seed  # noqa: E402
+from recbole_ext.quick_start import train_and_test  # noqa: E402
 
 SIZES = {"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3}
 RUNS = {
@@ -32,68 +29,16 @@ RUNS = {
 
 
 def train_and_time(model_name, overrides, args):
-    config = Config(
-        model=model_name,
-        dataset=args.dataset,
-        config_dict={
-            **SIZES,
-            **overrides,
-            "epochs": args.epochs,
-            "stopping_step": args.stopping_step,
-            "valid_metric": "NDCG@10",
-            "metrics": ["NDCG", "Recall"],
-            "topk": [10],
-            "learning_rate": 0.001,
-            "show_progress": False,
-            "device": args.device,
-            "use_gpu": args.device != "cpu",
-            "checkpoint_dir": os.path.join(args.out, "saved"),
-            "state": "WARNING",
-            "seed": args.seed,
-        },
-    )
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(model_name)(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
-
-    epoch_seconds, curve = [], []
-    recbole_train_epoch = trainer._train_epoch
-
-    def timed_train_epoch(*a, **kw):
-        start = time.perf_counter()
-        loss = recbole_train_epoch(*a, **kw)
-        _synchronize(config["device"])
-        epoch_seconds.append(time.perf_counter() - start)
-        return loss
-
-    trainer._train_epoch = timed_train_epoch
-    started = time.perf_counter()
-
-    def after_validation(epoch_idx, valid_score):
-        curve.append((epoch_idx + 1, time.perf_counter() - started, float(valid_score)))
-
-    trainer.fit(train_data, valid_data, verbose=False, saved=True, callback_fn=after_validation)
-    test = trainer.evaluate(test_data, load_best_model=True)
-    return {"epoch_seconds": epoch_seconds, "curve": curve, "test_ndcg": float(test["ndcg@10"]),
-            "train_targets": _n_targets(train_data._dataset)}
-
-
-def _n_targets(dataset):
-    field = "target_item_id_list"
-    if field in dataset.inter_feat:
-        return int((dataset.inter_feat[field] > 0).sum())
-    return len(dataset.inter_feat)
-
-
-def _synchronize(device):
-    import torch
-
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
+    curve = []
+    config_files = args.config_files.split() if args.config_files else None
+    result = train_and_test(model_name, args.dataset, config_files, config_dict={
+        **SIZES, **overrides, "epochs": args.epochs, "stopping_step": args.stopping_step,
+        "valid_metric": "NDCG@10", "metrics": ["NDCG", "Recall"], "topk": [10], "learning_rate": 0.001,
+        "show_progress": False, "device": args.device, "use_gpu": args.device != "cpu", "state": "WARNING",
+        "seed": args.seed,
+    }, on_epoch=lambda epoch, score, _, seconds: curve.append((epoch, seconds, score)))
+    return {"epoch_seconds": result["train_seconds"], "curve": curve, "test_ndcg": result["test_result"]["ndcg@10"],
+            "train_targets": result["train_targets"]}
 
 
 def first_time_reaching(curve, score):
@@ -160,6 +105,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--stopping_step", type=int, default=5)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--config_files", default=None, help="space-separated config files (e.g. data_path, load_col)")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of: " + ", ".join(RUNS))
     parser.add_argument("--out", default="benchmarks/results/sequence_training")

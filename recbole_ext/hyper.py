@@ -15,8 +15,6 @@ import ast
 import csv
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from recbole_ext.errors import ConfigError
@@ -119,47 +117,16 @@ def train_trial(params, model, dataset, config_files, fixed):
     """Ray Tune trainable: one RecBole run, reporting after every epoch."""
     import recbole_ext  # noqa: F401  (a fresh Ray worker must register the plugin models)
     from ray import tune
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
-    trial_dir = tempfile.mkdtemp(prefix="recbole-trial-")
-    config = Config(
-        model=model,
-        dataset=dataset,
-        config_file_list=config_files,
-        config_dict={**fixed, **params, "checkpoint_dir": trial_dir, "show_progress": False},
-    )
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    from recbole_ext.quick_start import train_and_test
 
-    last_valid, epochs_run = {}, [0]
-    recbole_valid_epoch = trainer._valid_epoch
+    def report_epoch(epoch, valid_score, valid_result, seconds):
+        tune.report({"epoch": epoch, "valid_score": valid_score, **{f"valid/{k}": float(v) for k, v in valid_result.items()}})
 
-    def valid_epoch(*args, **kwargs):
-        score, result = recbole_valid_epoch(*args, **kwargs)
-        last_valid.update(result)
-        return score, result
-
-    def report_epoch(epoch_idx, valid_score):
-        epochs_run[0] = epoch_idx + 1
-        tune.report({"epoch": epoch_idx + 1, "valid_score": float(valid_score),
-                     **{f"valid/{k}": float(v) for k, v in last_valid.items()}})
-
-    trainer._valid_epoch = valid_epoch
-    try:
-        best_score, best_valid = trainer.fit(train_data, valid_data, verbose=False, saved=True, callback_fn=report_epoch)
-        test = trainer.evaluate(test_data, load_best_model=True)
-    finally:
-        shutil.rmtree(trial_dir, ignore_errors=True)
-    tune.report({"epoch": epochs_run[0], "valid_score": float(best_score),
-                 "best_valid_score": float(best_score), "done": True,
-                 **{f"best_valid/{k}": float(v) for k, v in best_valid.items()},
-                 **{f"test/{k}": float(v) for k, v in test.items()}})
+    result = train_and_test(model, dataset, config_files, {**fixed, **params, "show_progress": False}, report_epoch)
+    tune.report({"epoch": result["epochs"], "valid_score": result["best_valid_score"], "done": True,
+                 **{f"best_valid/{k}": float(v) for k, v in result["best_valid_result"].items()},
+                 **{f"test/{k}": float(v) for k, v in result["test_result"].items()}})
 
 
 def results_table(result_grid, space, bigger_is_better):
