@@ -2,7 +2,7 @@
 against a baseline, and plots of the valid metric against epochs and wall time.
 
     python benchmark.py --models=RNNCCE,RNNCCE_untied=RNNCCE:weight_tying=False,GRU4Rec \\
-        --dataset=ml-100k --seeds=3 --baseline=GRU4Rec --out=results/ml-100k [--config_files=...] [--key=value ...]
+        --dataset=ml-100k --seeds=3 --baseline=GRU4Rec --out=results/ml-100k [--jobs=4] [--config_files=...] [--key=value ...]
 
 ``LABEL=Model:key=value:...`` runs a model with its own overrides under LABEL. ``--seeds=N`` runs
 seeds 2020..2020+N-1 (or give a list: ``--seeds=1,2,3``). Any other ``--key=value`` applies to every run.
@@ -24,6 +24,7 @@ def main(argv=None):
     parser.add_argument("--seeds", default="3", help="a count N (seeds 2020..) or a comma-separated list")
     parser.add_argument("--baseline", default=None, help="label the t-tests compare against (default: the last)")
     parser.add_argument("--out", default="benchmark_results", help="output folder")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
     args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     sys.argv = sys.argv[:1]  # RecBole's Config would read our flags as config keys
     try:
@@ -48,7 +49,7 @@ def main(argv=None):
     except recbole_ext.RecBoleExtError as error:
         print(f"benchmark.py: error: {error}", file=sys.stderr)
         return 2
-    records = benchmark.run_all(runs, args.dataset, seeds, config_files, overrides)
+    records = benchmark.run_all(runs, args.dataset, seeds, config_files, overrides, jobs=max(args.jobs, 1))
     from recbole.evaluator import smaller_metrics
 
     summary, metrics, best = benchmark.summarize(records, baseline, smaller_metrics)

@@ -44,30 +44,51 @@ def _literal(value):
     return Config._convert_config_dict(None, {"value": value})["value"]
 
 
-def run_all(runs, dataset, seeds, config_files=None, config_dict=None, log=print):
-    """Train every label × seed; returns one record per run (failed runs included)."""
+def run_all(runs, dataset, seeds, config_files=None, config_dict=None, jobs=1, log=print):
+    """Train every label × seed (``jobs`` at a time, in fresh processes when > 1); returns one
+    record per run, failed runs included, in label-then-seed order."""
+    tasks = [(label, model, overrides, seed, dataset, config_files, config_dict or {})
+             for label, (model, overrides) in runs.items() for seed in seeds]
+    if jobs <= 1:
+        records = [run_one(*task) for task in tasks]
+        for record in records:
+            log(_describe(record))
+        return records
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_one, *task) for task in tasks]
+        records = []
+        for future in futures:
+            records.append(future.result())
+            log(_describe(records[-1]))
+    return records
+
+
+def _describe(record):
+    return f"{record['label']} seed {record['seed']}: {record['status']} {record['error'] or record['test']}"
+
+
+def run_one(label, model, overrides, seed, dataset, config_files, config_dict):
+    """One benchmark run; a failure is returned as a record with its error, not raised."""
+    import recbole_ext  # noqa: F401  (a spawned worker must register the plugin models)
     from recbole_ext.quick_start import train_and_test
 
-    records = []
-    for label, (model, overrides) in runs.items():
-        for seed in seeds:
-            curve = []
-            record = {"label": label, "model": model, "seed": seed, "curve": curve}
-            try:
-                result = train_and_test(
-                    model, dataset, config_files, {**(config_dict or {}), **overrides, "seed": seed},
-                    on_epoch=lambda epoch, score, valid, seconds: curve.append((epoch, seconds, score)),
-                )
-                record.update(status="ok", error="", epochs=result["epochs"], seconds=result["seconds"],
-                              bigger=result["valid_score_bigger"],
-                              valid={k: float(v) for k, v in result["best_valid_result"].items()},
-                              test={k: float(v) for k, v in result["test_result"].items()})
-            except Exception as error:  # noqa: BLE001  (a failed run is reported, the benchmark goes on)
-                message = "".join(traceback.format_exception_only(type(error), error)).strip()
-                record.update(status="failed", error=message, epochs=len(curve), seconds=None, valid={}, test={})
-            log(f"{label} seed {seed}: {record['status']} {record['error'] or record['test']}")
-            records.append(record)
-    return records
+    curve = []
+    record = {"label": label, "model": model, "seed": seed, "curve": curve}
+    try:
+        result = train_and_test(
+            model, dataset, config_files, {**config_dict, **overrides, "seed": seed},
+            on_epoch=lambda epoch, score, valid, seconds: curve.append((epoch, seconds, score)),
+        )
+        record.update(status="ok", error="", epochs=result["epochs"], seconds=result["seconds"],
+                      valid={k: float(v) for k, v in result["best_valid_result"].items()},
+                      test={k: float(v) for k, v in result["test_result"].items()})
+    except Exception as error:  # noqa: BLE001  (a failed run is reported, the benchmark goes on)
+        message = "".join(traceback.format_exception_only(type(error), error)).strip()
+        record.update(status="failed", error=message, epochs=len(curve), seconds=None, valid={}, test={})
+    return record
 
 
 def summarize(records, baseline, smaller_metrics=()):
