@@ -24,7 +24,7 @@ SIZES = {"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_pro
 RUNS = {
     "GRU4Rec": ("GRU4Rec", {"train_batch_size": 2048}),
     "RNNCCE-prefix": ("RNNCCE", {"rnn_type": "GRU", "train_mode": "prefix", "train_batch_size": 2048}),
-    "RNNCCE-sequence": ("RNNCCE", {"rnn_type": "GRU", "train_mode": "sequence", "train_batch_size": 64}),
+    "RNNCCE-sequence": ("RNNCCE", {"rnn_type": "GRU", "train_mode": "sequence", "train_batch_size": 2048}),
 }
 
 

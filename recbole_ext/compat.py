@@ -20,6 +20,9 @@ One line each — what breaks, since which version:
 * RecBole 1.2.1 itself: ``Collector.get_data_struct`` calls ``.cpu()`` on every collected value, but
   ``data.num_items`` is an int and ``data.count_items`` a Counter: ItemCoverage, AveragePopularity,
   TailPercentage (and any metric reading them) raise AttributeError.
+* Plugin hook, not a fix: ``TrainDataLoader`` takes ``train_batch_size`` samples per batch; a
+  dataset with ``train_batch_samples(batch_size)`` (the whole-sequence windows of
+  :class:`~recbole_ext.data.sequence.SequenceDataset`) says how many samples hold that many targets.
 * Plugin hook, not a fix: RecBole reads model YAMLs only from its own package; a plugin model's YAML
   is read at the same layer (after ``overall.yaml``, before dataset and quick-start YAMLs).
 
@@ -69,6 +72,7 @@ def apply():
     _no_downloads()
     _no_anomaly_detection()
     _collector_non_tensor_data()
+    _train_batches_in_targets()
     _applied = True
 
 
@@ -268,6 +272,21 @@ def _collector_non_tensor_data():
         return returned
 
     Collector.get_data_struct = get_data_struct
+
+
+def _train_batches_in_targets():
+    from recbole.data.dataloader.general_dataloader import TrainDataLoader
+
+    recbole_init_batch = TrainDataLoader._init_batch_size_and_step
+
+    def _init_batch_size_and_step(self):
+        recbole_init_batch(self)
+        samples = getattr(self._dataset, "train_batch_samples", None)
+        if samples is not None and self.neg_sample_args["distribution"] == "none":
+            self.step = samples(self.config["train_batch_size"])
+            self.set_batch_size(self.step)
+
+    TrainDataLoader._init_batch_size_and_step = _init_batch_size_and_step
 
 
 def _no_downloads():

@@ -111,3 +111,12 @@ def test_validation_and_test_data_do_not_depend_on_the_mode(tiny_config):
     for prefix_split, sequence_split in ((prefix_valid, sequence_valid), (prefix_test, sequence_test)):
         for field in ("user_id", "item_id", "item_id_list", "item_length"):
             assert torch.equal(prefix_split._dataset.inter_feat[field], sequence_split._dataset.inter_feat[field])
+
+
+def test_train_batch_size_counts_targets_in_both_modes(tiny_config):
+    _, (train, _, _) = splits(tiny_config, "sequence", MAX_ITEM_LIST_LENGTH=20, train_batch_size=400)
+    windows = train._dataset.inter_feat
+    per_window = (windows["target_item_id_list"] > 0).sum().item() / len(windows)
+    batch = next(iter(train))
+    assert len(batch) == round(400 / per_window)
+    assert abs((batch["target_item_id_list"] > 0).sum().item() - 400) < 3 * 20  # within a few windows

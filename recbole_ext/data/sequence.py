@@ -8,6 +8,9 @@ rewrites the *training* split: each user's training prefixes become the user's s
 windows of at most ``MAX_ITEM_LIST_LENGTH`` targets, with the next item as target at every position.
 Validation and test data stay RecBole's prefix samples.
 
+``train_batch_size`` counts training targets in both modes: a sequence-mode batch holds as many
+windows as carry about that many targets.
+
 Windows are tiled from the end of the sequence, so the last window matches the context the
 validation sample sees; each window starts from a fresh hidden state (no state is carried between
 windows), so a target at offset k of a window sees k + 1 items of context. A sequence of at most
@@ -82,6 +85,15 @@ class SequenceDataset(SequentialDataset):
         else:
             targets = self.inter_feat[self.iid_field]
         return torch.bincount(targets.flatten(), minlength=self.item_num)
+
+    def train_batch_samples(self, batch_size):
+        """Windows per training batch so that a batch holds about ``batch_size`` targets, as a
+        prefix batch of ``batch_size`` samples does: ``train_batch_size`` means the same in both
+        modes. Prefix samples are one target each."""
+        if self.target_field not in self.inter_feat:
+            return batch_size
+        n_targets = int((self.inter_feat[self.target_field] > 0).sum())
+        return max(1, round(batch_size * len(self.inter_feat) / max(n_targets, 1)))
 
     def counter(self, field):
         """RecBole's per-token counts; for the item field of a window split, counts of its targets
