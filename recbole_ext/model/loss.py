@@ -67,29 +67,33 @@ class SampledLoss(nn.Module):
     """Scores over the batch's targets plus ``n_sample`` shared negatives (GRU4Rec).
 
     Negatives are drawn ∝ support^``sample_alpha`` (support = how often an item is a training
-    target; items never seen as a target and the padding item are never drawn) by inverse-CDF on the
+    target; items never seen as a target and the padding item are never drawn) by inverse CDF on the
     model's device: the cost of a step is batch × (batch + n_sample), independent of the number of
     items. Accidental hits (a negative equal to the row's target) are kept, as in the official code.
-    Row i's positive score sits at column i.
+    Row i's positive score sits at column i. The loss is the mean over rows (the official code sums).
     """
 
     def __init__(self, config, model, dataset):
         super().__init__()
         self.n_sample = keys.integer(config, "n_sample", 0)
-        alpha = keys.number(config, "sample_alpha", minimum=0)
+        self.alpha = keys.number(config, "sample_alpha", minimum=0)
         support = _training_support(dataset, model.n_items).double()
-        weights = torch.where(support > 0, support.pow(alpha), torch.zeros_like(support))
-        if weights.sum() <= 0:
+        if support.sum() <= 0:
             raise ConfigError("sampled losses need at least one training target; the training split is empty")
-        self.register_buffer("sample_probability", (weights / weights.sum()).float(), persistent=False)
-        self.register_buffer("sample_cdf", torch.cumsum(weights / weights.sum(), 0).float(), persistent=False)
+        # torch gives 0 ** 0 = 1: without the mask, alpha 0 would draw never-seen items and padding
+        cumulative = torch.cumsum(torch.where(support > 0, support.pow(self.alpha), 0.0), 0)
+        # dividing by the last entry makes it exactly 1, so a uniform draw in [0, 1) always lands
+        # on an item with positive weight; float64 keeps rare items' share on large catalogues
+        self.register_buffer("sample_cdf", cumulative / cumulative[-1], persistent=False)
+        self.register_buffer("support", support.float(), persistent=False)
 
     def sample(self, n):
-        """``n`` item ids drawn from ``sample_probability``."""
-        uniform = torch.rand(n, device=self.sample_cdf.device)
-        return torch.searchsorted(self.sample_cdf, uniform, right=True).clamp(max=self.sample_cdf.numel() - 1)
+        """``n`` item ids drawn ∝ support^alpha, in one call on the model's device."""
+        uniform = torch.rand(n, dtype=self.sample_cdf.dtype, device=self.sample_cdf.device)
+        return torch.searchsorted(self.sample_cdf, uniform, right=True)
 
     def scores(self, model, hidden, targets):
+        """Scores ``[N, N + n_sample]`` over the targets then the negatives, and those item ids."""
         items = torch.cat([targets, self.sample(self.n_sample)]) if self.n_sample else targets
         return hidden @ model.output_weight[items].t() + model.output_bias[items], items
 
@@ -99,16 +103,23 @@ class SampledLoss(nn.Module):
 
 
 class SampledCrossEntropy(SampledLoss):
-    """``loss_type: XE-sampled``: −log softmax(r_i)_i, with the logQ correction r_ij − logq·log q_j."""
+    """``loss_type: XE-sampled``: −log softmax(r_i)_i, with the logQ correction r_ij − logq·log q_j.
+
+    As in the official code, q_j is the support of column j's item for the batch's targets (they
+    occur ∝ support) and support^alpha for the sampled negatives.
+    """
 
     def __init__(self, config, model, dataset):
         super().__init__(config, model, dataset)
         self.logq = keys.number(config, "logq", minimum=0)
 
     def from_scores(self, scores, items):
+        n_targets = scores.size(0)
         if self.logq:
-            scores = scores - self.logq * torch.log(self.sample_probability[items] + 1e-24)
-        return F.cross_entropy(scores, torch.arange(scores.size(0), device=scores.device))
+            log_support = self.support[items].log()
+            log_q = torch.cat([log_support[:n_targets], self.alpha * log_support[n_targets:]])
+            scores = scores - self.logq * log_q
+        return F.cross_entropy(scores, torch.arange(n_targets, device=scores.device))
 
 
 class _NegativeSoftmaxLoss(SampledLoss):
@@ -121,6 +132,10 @@ class _NegativeSoftmaxLoss(SampledLoss):
             raise ConfigError(f"logq: {logq} is only used by loss_type 'XE-sampled'; set logq: 0")
 
     def from_scores(self, scores, items):
+        if scores.size(1) == 1:
+            # one target and n_sample 0 (a last batch of one): no negatives to rank against, and a
+            # softmax over none would be NaN and poison the parameters
+            return scores.sum() * 0.0
         rows = torch.arange(scores.size(0), device=scores.device)
         positive = scores[rows, rows].unsqueeze(1)
         is_negative = torch.ones_like(scores, dtype=torch.bool)
