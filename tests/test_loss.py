@@ -119,6 +119,12 @@ def test_sampled_cross_entropy_with_logq_by_hand():
     assert loss(TinyModel(), *TWO_ROWS).item() == pytest.approx(1.4348650112489452, abs=1e-5)
 
 
+def test_logq_corrects_targets_by_support_and_negatives_by_support_to_the_alpha():
+    # corrections log 5, log 3 for the target columns (items 2, 3), 0.5 * log 2 for the negative (item 1)
+    loss = with_fixed_negatives(make_loss("XE-sampled", logq=1.0, sample_alpha=0.5), [1])
+    assert loss(TinyModel(), *TWO_ROWS).item() == pytest.approx(1.5097114905363331, abs=1e-5)
+
+
 @pytest.mark.parametrize("bpreg, expected", [(1.0, 6.110162679273341), (0.0, 0.9324758983796442)])
 def test_bpr_max_by_hand_with_its_regularization(bpreg, expected):
     loss = with_fixed_negatives(make_loss("BPR-max", bpreg=bpreg), [1])
@@ -145,6 +151,42 @@ def test_negative_draws_follow_support_to_the_alpha(alpha, expected):
     # 100k draws: a frequency's standard error is at most 0.0016, so 0.01 is over 6 standard errors
     assert frequencies.tolist() == pytest.approx(expected, abs=0.01)
     assert frequencies[0] == 0  # the padding item is never drawn
+
+
+def test_never_seen_items_are_never_drawn_even_uniformly():
+    class OnlyItemsTwoAndThree:
+        def target_item_counts(self):
+            return torch.tensor([0, 0, 5, 3])
+
+    config = Settings({**DEFAULTS, "loss_type": "BPR-max", "sample_alpha": 0.0})
+    torch.manual_seed(0)
+    draws = build_loss(config, TinyModel(), OnlyItemsTwoAndThree()).sample(20_000)
+    assert set(draws.tolist()) == {2, 3}
+
+
+def test_support_falls_back_to_the_item_field_without_target_counts():
+    class PlainDataset:
+        iid_field = "item_id"
+        inter_feat = {"item_id": torch.tensor([3, 3, 3, 1])}
+
+    config = Settings({**DEFAULTS, "loss_type": "XE-sampled"})
+    assert build_loss(config, TinyModel(), PlainDataset()).support.tolist() == [0.0, 1.0, 0.0, 3.0]
+
+
+def test_sampler_tables_move_with_the_model_and_stay_out_of_checkpoints():
+    model = TinyModel()
+    model.loss = make_loss("TOP1-max", model)
+    model.to(torch.float64)  # stands in for .to(device): the same buffer traversal
+    assert model.loss.support.dtype == torch.float64
+    assert "loss.support" not in model.state_dict() and "loss.sample_cdf" not in model.state_dict()
+
+
+@pytest.mark.parametrize("loss_type", ["BPR-max", "TOP1-max"])
+def test_a_lone_target_without_negatives_gives_zero_loss_not_nan(loss_type):
+    model = TinyModel()
+    loss = make_loss(loss_type, model, n_sample=0)(model, torch.tensor([[1.0, 2.0]]), torch.tensor([2]))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(model.output_bias.grad).all()
 
 
 def test_kl_refuses_an_untied_model():
