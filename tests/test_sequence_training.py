@@ -1,5 +1,6 @@
 """train_mode: sequence — the same targets as RecBole's prefix samples, read in one pass per window."""
 
+import numpy as np
 import pytest
 import torch
 from recbole.config import Config
@@ -30,22 +31,33 @@ def per_user_targets(train_dataset):
     return targets
 
 
+def raw_histories(config):
+    """{user: item ids in time order} of the filtered, remapped interactions before any split."""
+    raw = create_dataset(config).inter_feat  # a DataFrame until the dataset is built
+    users, items = raw["user_id"].to_numpy(), raw["item_id"].to_numpy()
+    # RecBole sorts the float32 times it keeps (~64 s apart near 1e9) stably, so ties keep file order
+    order = np.lexsort((raw["timestamp"].to_numpy().astype(np.float32), users))
+    histories = {}
+    for user, item in zip(users[order].tolist(), items[order].tolist()):
+        histories.setdefault(user, []).append(item)
+    return histories
+
+
 @pytest.mark.parametrize("max_len", [50, 7])
 def test_an_epoch_trains_each_prefix_target_exactly_once(tiny_config, max_len):
-    _, (prefix_train, prefix_valid, prefix_test) = splits(tiny_config, "prefix", MAX_ITEM_LIST_LENGTH=max_len)
+    config, (prefix_train, prefix_valid, prefix_test) = splits(tiny_config, "prefix", MAX_ITEM_LIST_LENGTH=max_len)
+    histories = raw_histories(config)
     _, (sequence_train, _, _) = splits(tiny_config, "sequence", MAX_ITEM_LIST_LENGTH=max_len)
-    assert per_user_targets(sequence_train._dataset) == per_user_targets(prefix_train._dataset)
-    held_out = {
-        (u, i)
-        for split in (prefix_valid, prefix_test)
-        for u, i in zip(split._dataset.inter_feat["user_id"].tolist(), split._dataset.inter_feat["item_id"].tolist())
-    }
-    windows = sequence_train._dataset.inter_feat
-    # the last window of each user ends on its last training target, not a valid/test one
-    last_window = {u: row for u, row in zip(windows["user_id"].tolist(), windows["target_item_id_list"])}
-    prefix_last = {u: t[-1] for u, t in per_user_targets(prefix_train._dataset).items()}
-    assert {u: row[row > 0][-1].item() for u, row in last_window.items()} == prefix_last
-    assert len(held_out) > 0
+    sequence_targets = per_user_targets(sequence_train._dataset)
+    assert sequence_targets == per_user_targets(prefix_train._dataset)
+    # against the raw histories: every item but the first and the two held out, in order, once
+    assert sequence_targets == {user: items[1:-2] for user, items in histories.items()}
+    assert max(len(items) for items in histories.values()) > 3 * max_len  # several windows per user
+    for split, offset in ((prefix_valid, -2), (prefix_test, -1)):
+        inter = split._dataset.inter_feat
+        assert {u: i for u, i in zip(inter["user_id"].tolist(), inter["item_id"].tolist())} == {
+            user: items[offset] for user, items in histories.items()
+        }
 
 
 def test_long_sequences_are_tiled_from_the_end_into_windows_that_restart_context(tiny_config):
@@ -98,7 +110,8 @@ def test_padding_never_contributes_to_the_loss(tiny_config):
     padding = torch.arange(20)[None, :] >= batch["item_length"][:, None]
     assert padding.any()
     altered = {key: batch[key].clone() for key in batch.columns}
-    altered["item_id_list"][padding] = torch.randint(1, model.n_items, (int(padding.sum()),))
+    for field in ("item_id_list", "target_item_id_list"):
+        altered[field][padding] = torch.randint(1, model.n_items, (int(padding.sum()),))
     with torch.no_grad():
         assert model.calculate_loss(Interaction(altered)).item() == pytest.approx(
             model.calculate_loss(batch).item(), abs=1e-6

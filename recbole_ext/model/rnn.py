@@ -57,7 +57,10 @@ class RNNRecommender(SequentialRecommender):
         if self.train_mode == "sequence" and self.target_list_field in interaction:
             hidden = self.forward(interaction)
             targets = interaction[self.target_list_field]
-            real = targets > 0
+            # the window's length, not the stored values, says what is padding: whatever a padded
+            # position holds as input or target never reaches the loss
+            positions = torch.arange(targets.size(1), device=targets.device)
+            real = positions[None, :] < interaction[self.ITEM_SEQ_LEN][:, None]
             return self.loss(self, hidden[real], targets[real])
         return self.loss(self, self.last_hidden(interaction), interaction[self.ITEM_ID])
 
