@@ -6,12 +6,14 @@ import pytest
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
+from recbole.data.interaction import Interaction
 
 import recbole_ext
 from recbole_ext.model.rnncce import RNNCCE, drop_items, shuffle_items
 from tests.conftest import quick_test
 
-SMALL = {"embedding_size": 8, "hidden_size": 8}
+# tiny sizes, short lists and ~3 batches per epoch keep each run_recbole call to a few seconds
+SMALL = {"embedding_size": 8, "hidden_size": 8, "MAX_ITEM_LIST_LENGTH": 20, "train_batch_size": 2048}
 
 
 def build(tiny_config, **settings):
@@ -52,14 +54,21 @@ def test_projection_when_hidden_differs_from_embedding(tiny_config):
     assert 0.0 <= result["test_result"]["recall@10"] <= 1.0
 
 
-def test_noise_is_off_at_evaluation(tiny_config):
-    noisy, _, valid_data = build(tiny_config, item_drop_prob=0.99, train_mode="prefix", shuffle_prob=1.0)
-    noisy.eval()
+def test_noise_is_off_at_evaluation_and_on_in_training(tiny_config):
+    noise = {"item_drop_prob": 1.0, "shuffle_prob": 1.0, "train_mode": "prefix", "dropout_prob": 0.0}
+    noisy, _, valid_data = build(tiny_config, **noise)
+    clean, _, _ = build(tiny_config, **{**noise, "item_drop_prob": 0.0, "shuffle_prob": 0.0})
+    clean.load_state_dict(noisy.state_dict())
     batch = next(iter(valid_data))[0]
-    assert torch.equal(noisy.full_sort_predict(batch), noisy.full_sort_predict(batch))
-    noisy.train()
-    torch.manual_seed(0)
-    assert not torch.equal(noisy.last_hidden(batch), noisy.last_hidden(batch))
+    with torch.no_grad():
+        assert torch.equal(noisy.eval().full_sort_predict(batch), clean.eval().full_sort_predict(batch))
+        # in training (shuffle off here), dropping every item but the first leaves the state after it
+        noisy.train()
+        noisy.shuffle_prob = 0.0
+        fields = {key: batch[key] for key in batch.columns}
+        first_only = Interaction({**fields, "item_length": torch.ones_like(batch["item_length"])})
+        assert torch.allclose(noisy.last_hidden(batch), clean.last_hidden(first_only), atol=1e-6)
+        assert not torch.allclose(noisy.last_hidden(batch), clean.last_hidden(batch), atol=1e-3)
 
 
 def test_item_drop_removes_items_and_keeps_every_target_readable():
@@ -76,6 +85,20 @@ def test_item_drop_removes_items_and_keeps_every_target_readable():
             # the state read for a target is the last kept item at or before its position
             assert compacted[row, read_at[row, position]] in original[: position + 1]
     assert (compacted[0] > 0).sum() < 5  # this seed drops at least one of five
+
+
+def test_item_drop_in_sequence_mode_keeps_every_target(tiny_config):
+    model, train_data, _ = build(tiny_config, item_drop_prob=1.0, dropout_prob=0.0)
+    batch = next(iter(train_data))
+    model.train()
+    with torch.no_grad():
+        hidden = model(batch)
+        model.eval()
+        after_first_item = model(batch)[:, :1]
+    real = torch.arange(hidden.size(1))[None, :] < batch["item_length"][:, None]
+    # only the first item survives, so every target of a window reads the state after it
+    assert torch.allclose(hidden[real], after_first_item.expand_as(hidden)[real], atol=1e-6)
+    assert hidden.shape[:2] == batch["target_item_id_list"].shape
 
 
 def test_shuffle_only_permutes_real_items():
@@ -97,7 +120,8 @@ def test_shuffle_only_permutes_real_items():
         ("embedding_size", -4, r"embedding_size: -4 is not allowed; use an integer >= 1"),
         ("hidden_size", -1, r"hidden_size: -1 is not allowed; use an integer >= 1"),
         ("train_mode", "batch", r"train_mode: 'batch' is not allowed; use one of \['sequence', 'prefix'\]"),
-        ("shuffle_prob", 0.5, r"shuffle_prob: 0.5 needs train_mode: prefix"),
+        ("item_drop_prob", 1.5, r"item_drop_prob: 1.5 is not allowed; use a number in \[0.0, 1.0\]"),
+        ("shuffle_prob", 0.5, r"shuffle_prob: 0.5 needs train_mode: prefix.*set shuffle_prob: 0 or train_mode: prefix"),
     ],
 )
 def test_bad_config_is_one_clear_error_before_training(tiny_config, key, value, message):
