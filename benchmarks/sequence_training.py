@@ -7,6 +7,9 @@ training epoch and their ratio, wall time to reach GRU4Rec's best valid NDCG@10,
 ``curves.png``.
 
     python benchmarks/sequence_training.py --dataset=ml-100k --epochs=40 --out=benchmarks/results/sequence_training
+
+On a CPU shared with other jobs, ``--threads=1`` gives steadier epoch times: with PyTorch's default
+thread pool, a contended core stalls every parallel step of every run.
 """
 
 import argparse
@@ -16,6 +19,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
 
 import recbole_ext  # noqa: E402,F401
 from recbole_ext.quick_start import train_and_test  # noqa: E402
@@ -60,8 +65,8 @@ def write_outputs(results, args):
     base_best = max(v for _, _, v in baseline["curve"])
     base_reach = first_time_reaching(baseline["curve"], base_best)
     lines = [
-        f"Dataset {args.dataset}, device {args.device}, sizes {SIZES}, up to {args.epochs} epochs "
-        f"(stopping_step {args.stopping_step}), seed {args.seed}.",
+        f"Dataset {args.dataset}, device {args.device} ({torch.get_num_threads()} CPU threads), sizes {SIZES}, "
+        f"up to {args.epochs} epochs (stopping_step {args.stopping_step}), seed {args.seed}.",
         "",
         "| run | training targets / epoch | s / training epoch | epoch-time ratio vs GRU4Rec | epochs run | best valid NDCG@10 "
         "| wall s to GRU4Rec's best | time ratio | test NDCG@10 |",
@@ -83,7 +88,11 @@ def write_outputs(results, args):
 
 
 def _plot(results, out):
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no curves.png (curves.csv has the same data)")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -108,8 +117,11 @@ def main():
     parser.add_argument("--config_files", default=None, help="space-separated config files (e.g. data_path, load_col)")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of: " + ", ".join(RUNS))
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
     parser.add_argument("--out", default="benchmarks/results/sequence_training")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sys.argv = sys.argv[:1]  # RecBole's Config would read our flags as config keys
     names = [name.strip() for name in args.runs.split(",")]
     unknown = [name for name in names if name not in RUNS]
