@@ -3,6 +3,8 @@
 A run is named by a *label*: ``GRU4Rec`` runs that model with the shared settings;
 ``RNNCCE_untied=RNNCCE:weight_tying=False:hidden_size=200`` runs RNNCCE with those overrides under
 the label ``RNNCCE_untied``. Each label runs once per seed; a failed run is kept (status and error).
+Each label is t-tested against its baseline label (one for all, or per label, see
+:func:`parse_baselines`) with a paired t-test over the seeds both finished.
 """
 
 import csv
@@ -38,10 +40,74 @@ def parse_runs(spec):
     return runs
 
 
+def parse_baselines(spec, labels):
+    """``{label: baseline label or None}`` from ``--baseline``.
+
+    ``GRU4Rec`` compares every other label with GRU4Rec; ``tied50:untied50,tied100:untied100`` pairs
+    labels; a mix such as ``GRU4Rec,RNNCCE:RNNCCE_untied`` pairs RNNCCE with RNNCCE_untied and
+    compares the rest with GRU4Rec. Without a spec the last label is everyone's baseline.
+    """
+    labels = list(labels)
+    default, pairs = (labels[-1] if labels else None), {}
+    if spec:
+        given_default = None
+        for item in (part.strip() for part in spec.split(",")):
+            if not item:
+                continue
+            if item in labels:
+                if given_default is not None:
+                    raise ConfigError(f"--baseline: {given_default!r} and {item!r} are both given as the baseline "
+                                      "of every label; pair the others as LABEL:BASELINE")
+                given_default = item
+                continue
+            splits = [(item[:i], item[i + 1:]) for i, char in enumerate(item)
+                      if char == ":" and item[:i] in labels and item[i + 1:] in labels]
+            if not splits:
+                raise ConfigError(f"--baseline: {item!r} is neither a label nor LABEL:BASELINE of two labels; "
+                                  f"the labels are {labels}")
+            label, baseline = splits[0]
+            if label == baseline:
+                raise ConfigError(f"--baseline: {item!r} compares {label!r} with itself")
+            pairs[label] = baseline
+        default = given_default
+    return {label: pairs.get(label, default if label != default else None) for label in labels}
+
+
 def _literal(value):
     from recbole.config.configurator import Config
 
     return Config._convert_config_dict(None, {"value": value})["value"]
+
+
+def reported_metric_names(runs, dataset, config_files=None, config_dict=None):
+    """The test-result keys (``ndcg@10``, ``auc`` …) RecBole will report for these runs, from each
+    label's config; a label whose config cannot be built is left out (its run will fail and say why)."""
+    from recbole.config import Config
+    from recbole.evaluator import metric_information
+
+    names = set()
+    for model, overrides in runs.values():
+        try:
+            config = Config(model=model, dataset=dataset, config_file_list=config_files,
+                            config_dict={**(config_dict or {}), **overrides})
+        except Exception:  # noqa: BLE001  (reported by the run itself)
+            continue
+        for metric in (m.lower() for m in config["metrics"]):
+            if {"rec.items", "rec.topk"} & set(metric_information[metric]):
+                names.update(f"{metric}@{k}" for k in config["topk"])
+            else:
+                names.add(metric)
+    return names
+
+
+def check_columns(columns, available):
+    """``columns`` (``--columns``) as a list, each one of ``available`` metric names."""
+    chosen = [c.strip().lower() for c in columns.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in available]
+    if not chosen or unknown:
+        raise ConfigError(f"--columns: {unknown or columns!r} not reported by these runs; "
+                          f"use names from {sorted(available)}")
+    return chosen
 
 
 def run_all(runs, dataset, seeds, config_files=None, config_dict=None, jobs=1, log=print):
@@ -50,9 +116,10 @@ def run_all(runs, dataset, seeds, config_files=None, config_dict=None, jobs=1, l
     tasks = [(label, model, overrides, seed, dataset, config_files, config_dict or {})
              for label, (model, overrides) in runs.items() for seed in seeds]
     if jobs <= 1:
-        records = [run_one(*task) for task in tasks]
-        for record in records:
-            log(_describe(record))
+        records = []
+        for task in tasks:
+            records.append(run_one(*task))
+            log(_describe(records[-1]))
         return records
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -72,7 +139,7 @@ def _describe(record):
 
 def run_one(label, model, overrides, seed, dataset, config_files, config_dict):
     """One benchmark run; a failure is returned as a record with its error, not raised."""
-    import recbole_ext  # noqa: F401  (a spawned worker must register the plugin models)
+    import recbole_ext  # noqa: F401  (a spawned worker must register the plugin models and metrics)
     from recbole_ext.quick_start import train_and_test
 
     curve = []
@@ -91,92 +158,163 @@ def run_one(label, model, overrides, seed, dataset, config_files, config_dict):
     return record
 
 
-def summarize(records, baseline, smaller_metrics=()):
-    """Per label: mean and std of every test metric over its successful runs, and a paired t-test
-    (scipy.stats.ttest_rel over the seeds both labels finished) against ``baseline``."""
+def summarize(records, baselines, smaller_metrics=()):
+    """Per label: mean and std (ddof=1) of every test metric over its successful runs, mean epochs
+    and training seconds, and a paired t-test (``scipy.stats.ttest_rel`` over the seeds both
+    finished) against its baseline. ``baselines`` is one label for all or ``{label: baseline}``.
+    Returns ``(rows, metrics, best)``; ``best[metric]`` is the set of labels with the best mean."""
     from scipy import stats
 
-    metrics = sorted({m for r in records for m in r["test"]})
     labels = list(dict.fromkeys(r["label"] for r in records))
-    by_label = {label: {r["seed"]: r for r in records if r["label"] == label and r["status"] == "ok"}
+    if not isinstance(baselines, dict):
+        baselines = {label: baselines if label != baselines else None for label in labels}
+    metrics = sorted({m for r in records for m in r["test"]})
+    finished = {label: {r["seed"]: r for r in records if r["label"] == label and r["status"] == "ok"}
                 for label in labels}
-    summary = []
+    rows = []
     for label in labels:
-        runs = by_label[label]
-        row = {"label": label, "runs": len(runs),
-               "failed": sum(r["label"] == label and r["status"] != "ok" for r in records)}
+        runs, baseline = finished[label], baselines.get(label)
+        row = {"label": label, "model": next(r["model"] for r in records if r["label"] == label),
+               "runs": len(runs), "failed": sum(r["label"] == label and r["status"] != "ok" for r in records),
+               "baseline": baseline,
+               "epochs": _mean([r["epochs"] for r in runs.values()]),
+               "seconds": _mean([r["seconds"] for r in runs.values() if r["seconds"] is not None])}
         for metric in metrics:
             values = np.array([r["test"][metric] for r in runs.values() if metric in r["test"]])
             row[metric] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0) if len(values) else None
-            common = sorted(set(runs) & set(by_label.get(baseline, {})))
-            p_value = None
-            if label != baseline and len(common) >= 2:
+            row[f"p({metric})"] = None
+            base_runs = finished.get(baseline, {})
+            common = [s for s in sorted(runs) if s in base_runs and metric in runs[s]["test"] and metric in base_runs[s]["test"]]
+            if len(common) >= 2:
                 ours = [runs[s]["test"][metric] for s in common]
-                theirs = [by_label[baseline][s]["test"][metric] for s in common]
-                p_value = float(stats.ttest_rel(ours, theirs).pvalue) if ours != theirs else 1.0
-            row[f"p({metric})"] = p_value
-        summary.append(row)
+                theirs = [base_runs[s]["test"][metric] for s in common]
+                row[f"p({metric})"] = 1.0 if ours == theirs else float(stats.ttest_rel(ours, theirs).pvalue)
+        rows.append(row)
     best = {}
     for metric in metrics:
-        scored = [(row[metric][0], row["label"]) for row in summary if row[metric] is not None]
-        if scored:
-            pick = min if metric.split("@")[0] in smaller_metrics else max
-            best[metric] = pick(scored)[1]
-    return summary, metrics, best
+        means = {row["label"]: row[metric][0] for row in rows if row[metric] is not None}
+        if means:
+            target = (min if metric.split("@")[0] in smaller_metrics else max)(means.values())
+            best[metric] = {label for label, mean in means.items() if mean == target}
+    return rows, metrics, best
 
 
-def _fmt(mean_std):
-    return "–" if mean_std is None else f"{mean_std[0]:.4f} ± {mean_std[1]:.4f}"
+def _mean(values):
+    return float(np.mean(values)) if values else None
+
+
+def _fmt_mean_std(mean_std, decimals):
+    return "–" if mean_std is None else f"{mean_std[0]:.{decimals}f} ± {mean_std[1]:.{decimals}f}"
 
 
 def _fmt_p(p):
-    return "" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
+    return "" if p is None or math.isnan(p) else f"{p:.2g}"
 
 
-def write_outputs(records, summary, metrics, best, baseline, out_dir):
-    """results.csv, curves.csv, summary.{csv,md,tex} and the two PNG plots, each written whole."""
+def _decimals(records, metric):
+    """Counts (e.g. correctitemcoverage) get one decimal, rates four."""
+    values = [r["test"][metric] for r in records if metric in r["test"]]
+    return 1 if values and all(float(v).is_integer() for v in values) else 4
+
+
+def write_outputs(records, rows, metrics, best, out_dir, columns=None):
+    """results.csv, curves.csv, summary.{csv,md,tex} and (when any run reported a valid score) the
+    plots valid_vs_epoch.png and valid_vs_time.png, each written whole. ``columns`` picks and orders
+    the metrics of the markdown and LaTeX tables (summary.csv always holds every metric)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metric_columns = [f"valid/{m}" for m in sorted({m for r in records for m in r["valid"]})] + [f"test/{m}" for m in metrics]
-    _write_csv(out / "results.csv", ["label", "model", "seed", "status", "epochs", "seconds", *metric_columns, "error"], [
-        {"label": r["label"], "model": r["model"], "seed": r["seed"], "status": r["status"], "epochs": r["epochs"],
-         "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}", "error": r["error"],
-         **{f"valid/{k}": v for k, v in r["valid"].items()}, **{f"test/{k}": v for k, v in r["test"].items()}}
-        for r in records
-    ])
-    _write_csv(out / "curves.csv", ["label", "seed", "epoch", "seconds", "valid_score"], [
-        {"label": r["label"], "seed": r["seed"], "epoch": e, "seconds": f"{s:.2f}", "valid_score": v}
-        for r in records for e, s, v in r["curve"]
-    ])
-    _write_csv(out / "summary.csv", ["label", "runs", "failed", *[c for m in metrics for c in (f"{m} mean", f"{m} std", f"p({m})")]], [
-        {"label": row["label"], "runs": row["runs"], "failed": row["failed"],
-         **{c: v for m in metrics for c, v in zip((f"{m} mean", f"{m} std"), row[m] or ("", ""))},
-         **{f"p({m})": _fmt_p(row[f"p({m})"]) for m in metrics}}
-        for row in summary
-    ])
-    header = ["model", "runs (failed)", *metrics]
-    md = [f"Test results, mean ± std over seeds; best in bold; p: paired t-test against {baseline}.", "",
+    valid_metrics = sorted({m for r in records for m in r["valid"]})
+    _write_csv(out / "results.csv",
+               ["label", "model", "seed", "status", "epochs", "seconds",
+                *[f"valid/{m}" for m in valid_metrics], *[f"test/{m}" for m in metrics], "error"],
+               [{"label": r["label"], "model": r["model"], "seed": r["seed"], "status": r["status"],
+                 "epochs": r["epochs"], "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                 "error": r["error"], **{f"valid/{k}": v for k, v in r["valid"].items()},
+                 **{f"test/{k}": v for k, v in r["test"].items()}} for r in records])
+    _write_csv(out / "curves.csv", ["label", "seed", "epoch", "seconds", "valid_score"],
+               [{"label": r["label"], "seed": r["seed"], "epoch": e, "seconds": f"{s:.2f}", "valid_score": v}
+                for r in records for e, s, v in r["curve"]])
+    _write_csv(out / "summary.csv",
+               ["label", "model", "runs", "failed", "baseline", "epochs", "seconds",
+                *[c for m in metrics for c in (f"{m} mean", f"{m} std", f"p({m})")]],
+               [{**{k: row[k] for k in ("label", "model", "runs", "failed", "epochs", "seconds")},
+                 "baseline": row["baseline"] or "",
+                 **{c: v for m in metrics for c, v in zip((f"{m} mean", f"{m} std"), row[m] or ("", ""))},
+                 **{f"p({m})": "" if row[f"p({m})"] is None else row[f"p({m})"] for m in metrics}}
+                for row in rows])
+    md, tex = _tables(records, rows, columns or metrics, best)
+    _write_text(out / "summary.md", md)
+    _write_text(out / "summary.tex", tex)
+    if any(r["curve"] for r in records):
+        _plot(records, out)
+
+
+def _tables(records, rows, columns, best):
+    baselines = {row["baseline"] for row in rows if row["baseline"]}
+    per_label = len(baselines) > 1
+    seeds = sorted({r["seed"] for r in records}, key=lambda seed: (isinstance(seed, str), seed))
+    header = ["model", "runs (failed)", *(["vs"] if per_label else []), *columns, "epochs", "train s"]
+    against = "the label in column vs" if per_label else (next(iter(baselines)) if baselines else "none")
+    md = [f"Test results, mean ± std over seeds {', '.join(map(str, seeds))}; best in bold; "
+          f"p: paired t-test against {against}; epochs and training seconds: mean per run.", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     tex = ["\\begin{tabular}{l" + "c" * (len(header) - 1) + "}", "\\toprule",
            " & ".join(_tex_escape(h) for h in header) + " \\\\", "\\midrule"]
-    for row in summary:
+    decimals = {m: _decimals(records, m) for m in columns}
+    for row in rows:
         cells_md, cells_tex = [], []
-        for m in metrics:
-            text, p = _fmt(row[m]), _fmt_p(row[f"p({m})"])
-            bold = best.get(m) == row["label"]
+        for m in columns:
+            text, p = _fmt_mean_std(row.get(m), decimals[m]), _fmt_p(row.get(f"p({m})"))
+            bold = row["label"] in best.get(m, ())
             cells_md.append((f"**{text}**" if bold else text) + (f" (p={p})" if p else ""))
             tex_text = text.replace("±", "$\\pm$")
             cells_tex.append((f"\\textbf{{{tex_text}}}" if bold else tex_text) + (f" ($p$={p})" if p else ""))
-        runs = f"{row['runs']} ({row['failed']})"
-        md.append("| " + " | ".join([row["label"], runs, *cells_md]) + " |")
-        tex.append(" & ".join([_tex_escape(row["label"]), runs, *cells_tex]) + " \\\\")
+        lead = [row["label"], f"{row['runs']} ({row['failed']})", *([row["baseline"] or ""] if per_label else [])]
+        tail = ["–" if row["epochs"] is None else f"{row['epochs']:.0f}",
+                "–" if row["seconds"] is None else f"{row['seconds']:.0f}"]
+        md.append("| " + " | ".join([*lead, *cells_md, *tail]) + " |")
+        tex.append(" & ".join([*map(_tex_escape, lead), *cells_tex, *tail]) + " \\\\")
     failed = [r for r in records if r["status"] != "ok"]
     if failed:
         md += ["", "Failed runs:", *[f"- {r['label']} seed {r['seed']}: {r['error']}" for r in failed]]
     tex += ["\\bottomrule", "\\end{tabular}"]
-    _write_text(out / "summary.md", "\n".join(md) + "\n")
-    _write_text(out / "summary.tex", "\n".join(tex) + "\n")
-    _plot(records, out)
+    return "\n".join(md) + "\n", "\n".join(tex) + "\n"
+
+
+def read_results(path):
+    """The records of an earlier benchmark from its ``results.csv`` (a file or the folder holding
+    it) and, when next to it, ``curves.csv``: to summarize again with other baselines or columns."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.csv"
+    if not path.is_file():
+        raise ConfigError(f"--from_results: {str(path)!r} is not a results.csv written by benchmark.py")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    curves = {}
+    if (path.parent / "curves.csv").is_file():
+        with open(path.parent / "curves.csv", newline="", encoding="utf-8") as f:
+            for point in csv.DictReader(f):
+                curves.setdefault((point["label"], point["seed"]), []).append(
+                    (int(point["epoch"]), float(point["seconds"]), float(point["valid_score"])))
+    records = []
+    for row in rows:
+        records.append({
+            "label": row["label"], "model": row["model"], "seed": _seed(row["seed"]), "status": row["status"],
+            "error": row.get("error") or "", "epochs": int(row["epochs"] or 0),
+            "seconds": float(row["seconds"]) if row["seconds"] else None,
+            "valid": {k[6:]: float(v) for k, v in row.items() if k.startswith("valid/") and v != ""},
+            "test": {k[5:]: float(v) for k, v in row.items() if k.startswith("test/") and v != ""},
+            "curve": curves.get((row["label"], row["seed"]), []),
+        })
+    return records
+
+
+def _seed(text):
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _tex_escape(text):
@@ -184,7 +322,7 @@ def _tex_escape(text):
 
 
 def _write_csv(path, columns, rows):
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -193,7 +331,7 @@ def _write_csv(path, columns, rows):
 
 
 def _write_text(path, text):
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
@@ -207,18 +345,20 @@ def _plot(records, out):
     colors = {}
     for x_index, name in ((0, "valid_vs_epoch.png"), (1, "valid_vs_time.png")):
         fig, ax = plt.subplots(figsize=(7, 4))
+        labelled = set()
         for r in records:
             if not r["curve"]:
                 continue
             color = colors.setdefault(r["label"], f"C{len(colors) % 10}")
-            xs = [point[x_index] for point in r["curve"]]
-            ax.plot(xs, [point[2] for point in r["curve"]], color=color, alpha=0.8,
-                    label=r["label"] if r["seed"] == min(q["seed"] for q in records if q["label"] == r["label"]) else None)
-        ax.set_xlabel("epoch" if x_index == 0 else "wall time (s)")
-        ax.set_ylabel("valid metric")
+            ax.plot([point[x_index] for point in r["curve"]], [point[2] for point in r["curve"]],
+                    color=color, alpha=0.8, linestyle="-" if r["status"] == "ok" else ":",
+                    label=None if r["label"] in labelled else r["label"])
+            labelled.add(r["label"])
+        ax.set_xlabel("epoch" if x_index == 0 else "training wall time (s)")
+        ax.set_ylabel("valid metric (config valid_metric)")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        tmp = out / f".{name}"
+        tmp = out / f".{name}.tmp"
         fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
         os.replace(tmp, out / name)
