@@ -89,8 +89,10 @@ METRICS = (SPS, UserCoverage, CorrectItemCoverage, BlockbusterShare)
 
 
 def register_metrics():
-    """Add the metrics to RecBole's registry (module-level dicts that Config, Register and
-    Evaluator share by reference; RecBole fills them once from ``recbole.evaluator.metrics``)."""
+    """Patches ``recbole.evaluator.register``'s ``metrics_dict``, ``metric_information``,
+    ``metric_types`` and ``smaller_metrics`` in place: RecBole fills them once, at import, from the
+    classes in ``recbole.evaluator.metrics`` only, and ``Config`` (name check, ``valid_metric_bigger``),
+    ``Register``/``Collector`` (what data to collect) and ``Evaluator`` read those same objects."""
     for metric in METRICS:
         name = metric.__name__.lower()
         register.metrics_dict[name] = metric

@@ -7,7 +7,7 @@ import torch
 from recbole.config import Config
 from recbole.evaluator.collector import DataStruct
 
-from recbole_ext.metrics import BlockbusterShare, CorrectItemCoverage, SPS, UserCoverage
+from recbole_ext.metrics import BlockbusterShare, CorrectItemCoverage, SPS, UserCoverage, blockbusters
 from tests.conftest import quick_test
 
 
@@ -47,6 +47,15 @@ def test_blockbuster_share_of_hits_among_the_top_percent(rankings):
     assert BlockbusterShare(SETTINGS).calculate_metric(rankings) == {
         "blockbustershare@1": 0.0, "blockbustershare@2": 1.0, "blockbustershare@3": 0.5,
     }
+
+
+def test_blockbusters_are_the_top_percent_with_ties_broken_by_item_id():
+    data = DataStruct()
+    data.set("data.num_items", 301)  # 300 items: the top 3
+    data.set("data.count_items", Counter({9: 7, 5: 4, 3: 4, 1: 4, 2: 1}))
+    assert blockbusters(data) == {9, 1, 3}
+    data.set("data.num_items", 100)  # 99 items: no blockbuster, so no hit counts as one
+    assert blockbusters(data) == set()
 
 
 def test_metrics_are_known_to_recboles_config(tiny_config):
