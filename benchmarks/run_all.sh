@@ -21,7 +21,8 @@ case "$PART" in
       --jobs="${JOBS:-1}" --out="$OUT/ml-100k" ;;
   tying)  # issue 8 / seed: weight tying at embedding = hidden = 50, 100, 200
     python benchmark.py --models=tied50=RNNCCE:embedding_size=50:hidden_size=50,untied50=RNNCCE:embedding_size=50:hidden_size=50:weight_tying=False,tied100=RNNCCE:embedding_size=100:hidden_size=100,untied100=RNNCCE:embedding_size=100:hidden_size=100:weight_tying=False,tied200=RNNCCE:embedding_size=200:hidden_size=200,untied200=RNNCCE:embedding_size=200:hidden_size=200:weight_tying=False \
-      --dataset=ml-100k --seeds=3 --baseline=untied100 --config_files=benchmarks/configs/ml-100k.yaml $GPU \
+      --dataset=ml-100k --seeds=3 --baseline=tied50:untied50,tied100:untied100,tied200:untied200 \
+      --config_files=benchmarks/configs/ml-100k.yaml --columns=ndcg@10,recall@10,mrr@10,ndcg@20,correctitemcoverage@10,blockbustershare@10 $GPU \
       --jobs="${JOBS:-1}" --out="$OUT/weight_tying" ;;
   *) echo "unknown part $PART" >&2; exit 2 ;;
 esac

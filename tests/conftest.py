@@ -8,12 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import recbole_ext  # noqa: F401  (adapts RecBole and registers the plugin models)
 from recbole.quick_start import run_recbole
 
 ML_100K = Path(os.path.dirname(__import__("recbole").__file__)) / "dataset_example" / "ml-100k"
 TINY_USERS = 60
+# Tiny models: two threads on two cores only add contention (a tiny epoch ran ~10x slower).
+torch.set_num_threads(1)
 
 
 def write_ml_slice(directory, name="ml-tiny", n_users=TINY_USERS):
