@@ -7,14 +7,20 @@ A hyper file holds one ``name type value`` line per parameter, RecBole's syntax 
     embedding_size quniform 32,128,32
     kl_weight uniform 0,1
 
-Each trial trains through RecBole's own pipeline, reports the valid metric and the whole valid
-result after every epoch (so ASHA can stop it) and its test result at the end.
+Each trial trains through RecBole's own pipeline (:func:`recbole_ext.quick_start.train_and_test`),
+reports the valid metric and the whole valid result after every epoch (so ASHA can stop it) and its
+test result at the end. ``run_hyper.py`` is the command line; this module holds the pieces it and
+the tests share: the parser, the checks made before Ray starts, the trainable and the results table.
 """
 
 import ast
+import contextlib
 import csv
+import io
+import json
 import math
 import os
+import sys
 from pathlib import Path
 
 from recbole_ext.errors import ConfigError
@@ -24,6 +30,10 @@ FORMS = (
     "name choice [v1,v2,...] | name uniform low,high | name loguniform low,high (log space) | "
     "name quniform low,high,q"
 )
+SETTINGS_FILE = "run_hyper.json"
+
+# Row statuses of the results table.
+FINISHED, STOPPED, FAILED, UNFINISHED = "finished", "stopped early", "failed", "unfinished"
 
 
 class HyperFileError(ConfigError):
@@ -61,16 +71,19 @@ def _parse_value(kind, value, where):
         except (ValueError, SyntaxError):
             options = None
         if not isinstance(options, list) or not options:
-            raise HyperFileError(f"{where}: choice needs a non-empty Python list like [0.1,0.2], got {value!r}")
+            raise HyperFileError(
+                f"{where}: choice needs a non-empty Python list like [0.1,0.2], got {value!r}; forms: {FORMS}"
+            )
         return options
-    expected = 3 if kind == "quniform" else 2
+    form = "low,high,q" if kind == "quniform" else "low,high"
     try:
         numbers = tuple(float(v) for v in value.split(","))
     except ValueError:
         numbers = ()
-    if len(numbers) != expected or numbers[0] > numbers[1]:
-        form = "low,high,q" if kind == "quniform" else "low,high"
-        raise HyperFileError(f"{where}: {kind} needs {form} with low <= high, got {value!r}")
+    if len(numbers) != len(form.split(",")) or not all(map(math.isfinite, numbers)) or numbers[0] > numbers[1]:
+        raise HyperFileError(f"{where}: {kind} needs {form} with low <= high, got {value!r}; forms: {FORMS}")
+    if kind == "quniform" and numbers[2] <= 0:
+        raise HyperFileError(f"{where}: quniform needs a step q > 0, got {value!r}; forms: {FORMS}")
     return numbers
 
 
@@ -83,7 +96,11 @@ def grid_size(space):
 
 
 def to_tune_space(space, grid):
-    """Ray Tune search space; ``grid`` turns every ``choice`` into a grid search."""
+    """Ray Tune search space; ``grid`` turns every ``choice`` into a grid search.
+
+    ``quniform`` with whole-number bounds and step draws integers (``embedding_size quniform
+    32,128,32`` must give 64, not 64.0, or ``nn.Embedding`` refuses it); otherwise floats.
+    """
     from ray import tune
 
     converted = {}
@@ -94,98 +111,173 @@ def to_tune_space(space, grid):
             converted[name] = tune.uniform(*value)
         elif kind == "loguniform":
             converted[name] = tune.loguniform(math.exp(value[0]), math.exp(value[1]))
+        elif all(float(v).is_integer() for v in value):
+            converted[name] = tune.qrandint(*(int(v) for v in value))
         else:
             converted[name] = tune.quniform(*value)
     return converted
 
 
-def check_parameter_names(space, model, dataset, config_files, fixed):
-    """Refuse names that are not config keys of ``model`` (before any trial starts)."""
+@contextlib.contextmanager
+def without_command_line():
+    """Hide ``sys.argv`` from RecBole's ``Config``, which reads every ``--key=value`` in it as a
+    config key: run_hyper.py's own flags in the driver, Ray's (``--node-ip-address=…``) in a worker."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def check_parameter_names(space, model, dataset, config_files, overrides):
+    """Build the model's Config once and refuse hyper names that are not keys of it.
+
+    A key counts when any layer defines it: RecBole's ``overall.yaml``, the model's YAML (RecBole's
+    or the plugin's), the dataset YAML, the config files or the overrides. Returns the Config.
+    """
     from recbole.config import Config
 
-    config = Config(model=model, dataset=dataset, config_file_list=config_files, config_dict=dict(fixed))
+    with without_command_line():
+        config = Config(model=model, dataset=dataset, config_file_list=config_files, config_dict=dict(overrides))
     unknown = sorted(name for name in space if name not in config.final_config_dict)
     if unknown:
         raise ConfigError(
             f"{', '.join(map(repr, unknown))} {'is not a config key' if len(unknown) == 1 else 'are not config keys'} "
-            f"of {model} on {dataset}; hyper files may only name keys RecBole or the model's YAML defines"
+            f"of {model} on {dataset}; hyper files may only name keys that RecBole's overall.yaml, the model's "
+            "YAML, the dataset YAML, --config_files or a --key=value override define"
         )
     return config
 
 
-def train_trial(params, model, dataset, config_files, fixed):
+def train_trial(params, model, dataset, config_files, overrides):
     """Ray Tune trainable: one RecBole run, reporting after every epoch."""
+    import ray
+
     import recbole_ext  # noqa: F401  (a fresh Ray worker must register the plugin models)
     from ray import tune
 
+    run_trial(params, model, dataset, config_files, overrides, tune.report, ray.get_gpu_ids())
+
+
+def run_trial(params, model, dataset, config_files, overrides, report, gpu_ids=()):
+    """Train one trial through RecBole; ``report(metrics)`` after every epoch and once at the end.
+
+    ``gpu_ids`` are the GPUs Ray gave the trial: RecBole's ``gpu_id`` would otherwise point every
+    trial at GPU 0 (it sets ``CUDA_VISIBLE_DEVICES`` itself), and an empty one trains on the CPU.
+    """
     from recbole_ext.quick_start import train_and_test
 
     def report_epoch(epoch, valid_score, valid_result, seconds):
-        tune.report({"epoch": epoch, "valid_score": valid_score, **{f"valid/{k}": float(v) for k, v in valid_result.items()}})
+        report({"epoch": epoch, "valid_score": valid_score, **_prefixed("valid/", valid_result)})
 
-    result = train_and_test(model, dataset, config_files, {**fixed, **params, "show_progress": False}, report_epoch)
-    tune.report({"epoch": result["epochs"], "valid_score": result["best_valid_score"], "done": True,
-                 **{f"best_valid/{k}": float(v) for k, v in result["best_valid_result"].items()},
-                 **{f"test/{k}": float(v) for k, v in result["test_result"].items()}})
+    config = {**overrides, **params, "show_progress": False, "gpu_id": ",".join(map(str, gpu_ids))}
+    with without_command_line():
+        result = train_and_test(model, dataset, config_files, config, report_epoch)
+    report({
+        "epoch": result["epochs"],
+        "valid_score": result["best_valid_score"],
+        **_prefixed("best_valid/", result["best_valid_result"]),
+        **_prefixed("test/", result["test_result"]),
+    })
+    return result
 
 
-def results_table(result_grid, space, bigger_is_better):
-    """One row per trial: params, best valid, test, epochs run, status (and the error of a failed one)."""
+def _prefixed(prefix, result):
+    return {f"{prefix}{key}": float(value) for key, value in result.items()}
+
+
+def save_settings(experiment_path, settings):
+    """Keep what defines a search next to Ray's state, so ``--resume`` runs the same trials."""
+    _write_atomically(Path(experiment_path) / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+
+
+def load_settings(experiment_path):
+    path = Path(experiment_path) / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    # JSON keeps tuples as lists: give the space back the form parse_hyper_file returns.
+    settings["space"] = {
+        name: (kind, value if kind == "choice" else tuple(value)) for name, (kind, value) in settings["space"].items()
+    }
+    return settings
+
+
+def results_table(experiment_path, space, bigger_is_better):
+    """One row per trial of the experiment on disk: params, best valid score, test result, epochs
+    run, status (finished, stopped early, failed, unfinished) and the error of a failed trial."""
+    from ray.tune import ExperimentAnalysis
+    from ray.tune.experiment import Trial
+
+    analysis = ExperimentAnalysis(str(experiment_path))
+    histories = analysis.trial_dataframes
     rows = []
-    for result in result_grid:
-        history = result.metrics_dataframe
+    for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
+        history = histories.get(trial.trial_id)
         scores = history["valid_score"].dropna() if history is not None and "valid_score" in history else []
-        metrics = result.metrics or {}
-        best = (max(scores) if bigger_is_better else min(scores)) if len(scores) else None
-        epochs = int(history["epoch"].max()) if history is not None and "epoch" in history and len(history) else 0
-        if result.error is not None:
-            status = "failed"
-        elif metrics.get("done"):
-            status = "finished"
+        epochs = history["epoch"].dropna() if history is not None and "epoch" in history else []
+        last = trial.last_result or {}
+        tested = any(key.startswith("test/") for key in last)
+        if trial.status == Trial.ERROR:
+            status = FAILED
+        elif trial.status == Trial.TERMINATED:
+            status = FINISHED if tested else STOPPED
         else:
-            status = "stopped early"
-        params = result.config or _params_on_disk(result.path)
+            status = UNFINISHED
         rows.append({
-            **{name: params.get(name) for name in space},
-            "best_valid_score": best,
-            **{k: v for k, v in metrics.items() if k.startswith("test/")},
-            "epochs": epochs,
+            "trial_id": trial.trial_id,
+            **{name: trial.config.get(name) for name in space},
+            "best_valid_score": ((max if bigger_is_better else min)(scores) if len(scores) else None),
+            **{key: value for key, value in last.items() if key.startswith("test/")},
+            "epochs": int(max(epochs)) if len(epochs) else 0,
             "status": status,
-            "error": _first_line(result.error) if result.error is not None else "",
+            "error": _error_summary(trial.get_error()) if status == FAILED else "",
         })
     return rows
 
 
-def _params_on_disk(trial_path):
-    # a restored experiment gives failed trials no config; Ray keeps it in the trial's params.json
-    import json
+def best_row(rows, bigger_is_better):
+    """The finished trial with the best valid score, or None."""
+    finished = [row for row in rows if row["status"] == FINISHED]
+    if not finished:
+        return None
+    return (max if bigger_is_better else min)(finished, key=lambda row: row["best_valid_score"])
 
-    params_file = Path(trial_path or "") / "params.json"
-    return json.loads(params_file.read_text()) if params_file.is_file() else {}
 
-
-def _first_line(error):
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
+def _error_summary(error):
+    # Ray wraps the trial's exception in its traceback text; the exception's own line is the last.
+    lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def write_tables(rows, prefix):
     """Write ``prefix.csv`` and ``prefix.md``, each complete or not at all."""
     prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    csv_tmp = prefix.with_name(prefix.name + ".csv.tmp")
-    with open(csv_tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    md_tmp = prefix.with_name(prefix.name + ".md.tmp")
-    cell = lambda v: "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v).replace("|", "/"))  # noqa: E731
-    md_tmp.write_text(
-        "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-        + "".join("| " + " | ".join(cell(row.get(c)) for c in columns) + " |\n" for row in rows),
-        encoding="utf-8",
-    )
-    os.replace(csv_tmp, prefix.with_name(prefix.name + ".csv"))
-    os.replace(md_tmp, prefix.with_name(prefix.name + ".md"))
-    return prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".md")
+    csv_path, md_path = prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".md")
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomically(csv_path, text.getvalue())
+
+    def cell(value):
+        if value is None:
+            return ""
+        # 4 significant digits keep small learning rates (5e-05) and metrics (0.0823) readable
+        return f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    _write_atomically(md_path, "\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def _write_atomically(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
