@@ -1,7 +1,9 @@
 """DwellGRU4Rec: dwell values, boosting, the dwell feature, no leakage of the target's time, errors."""
 
+import logging
 import math
 
+import pandas as pd
 import pytest
 import torch
 from recbole.config import Config
@@ -12,9 +14,9 @@ import recbole_ext
 from recbole_ext.model.dwellgru4rec import (
     DwellGRU4Rec,
     boost_repeats,
+    dwell_buckets,
     dwell_seconds,
     expand,
-    previous_dwell_buckets,
 )
 from tests.conftest import quick_test
 from tests.session_data import session_dataset
@@ -63,10 +65,12 @@ def test_boost_expansion_by_hand():
     assert boost_repeats(dwell, LENGTHS, threshold=10.0, max_repeat=4).tolist() == [[2, 1, 4, 1, 0, 0]]
 
 
-def test_feature_buckets_are_the_previous_items_dwell():
-    buckets = previous_dwell_buckets(dwell_seconds(TIMES, LENGTHS), LENGTHS, n_buckets=16)
-    # step 0: unknown (1); then log2 buckets of 10 s (2+3), 0 s (2+0), 160 s (2+7); padding 0
-    assert buckets.tolist() == [[1, 5, 2, 9, 0, 0]]
+def test_feature_buckets_of_each_items_own_dwell():
+    buckets = dwell_buckets(dwell_seconds(TIMES, LENGTHS), LENGTHS, n_buckets=16)
+    # log2 buckets 2 + ⌊log2(1 + dwell)⌋ of 10 s, 0 s, 160 s; the last input unknown (1); padding 0
+    assert buckets.tolist() == [[5, 2, 9, 1, 0, 0]]
+    capped = dwell_buckets(torch.tensor([[0.0, 1e9, math.nan]]), torch.tensor([3]), n_buckets=4)
+    assert capped.tolist() == [[2, 5, 1]]  # 1e9 s falls in the last bucket, 2 + 3
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -110,8 +114,35 @@ def test_an_earlier_dwell_changes_scores_in_feature_mode(session_config):
     assert (changed[rows] > 0).all()
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("train_mode", ["sequence", "prefix"])
+def prefix_samples(batch, row):
+    """The prefix samples (RecBole's kind) ending at each input position of window ``row``."""
+    n = int(batch["item_length"][row])
+    keep = torch.arange(batch["item_id_list"].size(1))[None, :] <= torch.arange(n)[:, None]
+    return Interaction({
+        "item_id_list": batch["item_id_list"][row].expand(n, -1) * keep,
+        "timestamp_list": batch["timestamp_list"][row].expand(n, -1) * keep,
+        "item_length": torch.arange(1, n + 1),
+    })
+
+
+@pytest.mark.parametrize(("mode", "num_layers"), [(mode, 1) for mode in MODES] + [("both", 2)])
+def test_window_positions_get_the_states_of_their_prefix_samples(session_config, mode, num_layers):
+    model, train, _ = build(session_config, dwell_mode=mode, dwell_boost_eval=True, num_layers=num_layers)
+    batch = next(iter(train))
+    row = int(torch.argmax(batch["item_length"]))
+    n = int(batch["item_length"][row])
+    prefixes = prefix_samples(batch, row)
+    for training in (True, False):  # boosting is on in both (dwell_boost_eval); dropout is 0
+        model.train(training)
+        with torch.no_grad():
+            window = model(batch)[row, :n]
+            alone = model.last_hidden(prefixes)
+            prefix_ends = model(prefixes)[torch.arange(n), torch.arange(n)]
+        assert torch.allclose(window, alone, atol=1e-5)
+        assert torch.allclose(prefix_ends, alone, atol=1e-5)
+
+
+@pytest.mark.parametrize(("mode", "train_mode"), [(mode, "sequence") for mode in MODES] + [("both", "prefix")])
 def test_every_mode_trains_and_evaluates(session_config, mode, train_mode):
     result = quick_test(session_config, model="DwellGRU4Rec", dwell_mode=mode, train_mode=train_mode)
     assert 0.0 <= result["test_result"]["mrr@20"] <= result["test_result"]["recall@20"] <= 1.0
@@ -135,3 +166,32 @@ def test_unknown_dwell_mode_is_a_clear_error(session_config):
 def test_ml100k_default_yaml_normalization_is_named(tiny_config):
     with pytest.raises(recbole_ext.ConfigError, match="normalize_all: True"):
         quick_test({**tiny_config, "normalize_all": True}, model="DwellGRU4Rec", dwell_mode="feature")
+
+
+def test_bad_dwell_threshold_is_a_clear_error(session_config):
+    with pytest.raises(recbole_ext.ConfigError, match="dwell_threshold: 0 is not allowed; use a number of seconds > 0"):
+        quick_test(session_config, model="DwellGRU4Rec", dwell_mode="boost", dwell_threshold=0)
+
+
+def test_raw_unix_times_warn_about_float32_resolution(tiny_config, caplog):
+    config = Config(model="DwellGRU4Rec", dataset="ml-tiny", config_dict={**tiny_config, "normalize_all": False})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    with caplog.at_level(logging.WARNING):
+        DwellGRU4Rec(config, train._dataset)
+    assert "dwell times are only exact to ~64 s" in caplog.text  # ml-100k's times are near 8.9e8
+
+
+def test_window_time_lists_hold_the_inputs_times_only(sessions):
+    config = Config(model="DwellGRU4Rec", dataset=sessions["dataset"], config_dict={**sessions, "state": "ERROR"})
+    dataset = create_dataset(config)
+    windows = data_preparation(config, dataset)[0]._dataset.inter_feat
+    raw = pd.read_csv(f"{sessions['data_path']}/{sessions['dataset']}/{sessions['dataset']}.inter", sep="\t")
+    raw_times = raw.groupby("session_id:token")["timestamp:float"].apply(list)
+    checked = 0
+    for session, length, times in zip(windows["session_id"], windows["item_length"], windows["timestamp_list"]):
+        expected = raw_times[int(dataset.id2token("session_id", int(session)))]
+        # generated sessions fit one window: inputs are events 0..n-1, targets 1..n (n+1 is valid/test)
+        assert times[:length].tolist() == expected[:length]
+        assert (times[length:] == 0).all()  # the last target's time (expected[length]) is not there
+        checked += 1
+    assert checked == len(raw_times)

@@ -15,20 +15,30 @@ embedding, as RecBole's GRU4Rec) that uses the dwell time of each item: the time
 event of the same sequence, in seconds, from ``timestamp_list``.
 
 The dwell of an item is known only once the next item is clicked, so the state that predicts item
-k+1 must not have seen item k's dwell. Both modes keep that rule, in training and evaluation, in
-``prefix`` and ``sequence`` training alike:
+k+1 has seen the dwells of items 0..k−1 and not item k's: that is the information a live system
+has, and both modes give exactly that to every position, in training and evaluation, in ``prefix``
+and ``sequence`` training alike (a window's position k and the prefix sample ending at item k get
+the same state). The target's timestamp is never read.
 
 * ``boost`` (Bogina & Kuflik's item boosting): item i is repeated ⌊dwell_i / dwell_threshold⌋ + 1
   times (at most ``dwell_max_repeat``); the prediction after item k is read at item k's *first* copy,
   so its own repetitions only reach later targets. Targets stay the real next items.
   ``dwell_boost_eval`` says whether evaluation inputs are boosted too.
-* ``feature`` (the paper's "dwell time as a model input" future work): the input at step k is the
-  embedding of item k plus a learned embedding of item k−1's dwell, bucketed on a log₂ scale into
-  ``dwell_buckets`` buckets; step 0 gets the "unknown" bucket.
+* ``feature`` (the paper's "dwell time as a model input" future work): the GRU reads each item
+  together with a learned embedding of its own dwell, bucketed on a log₂ scale into
+  ``dwell_buckets`` buckets. The state for position k is one more GRU step, taken from the state
+  after items 0..k−1 (dwells known), on item k with the "unknown" dwell bucket — computed for all
+  positions at once. (Feeding item k with item k−1's dwell carries the same information but makes
+  the GRU revise a step it has already taken; on the generated sessions that variant did no better
+  than ``none``.)
 * ``both`` combines them; ``none`` is a plain GRU4Rec for comparison with RecBole's.
 """
 
+import logging
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from recbole_ext import config as keys
@@ -37,6 +47,7 @@ from recbole_ext.model.rnn import RNNRecommender
 
 DWELL_MODES = ("none", "boost", "feature", "both")
 PADDING_BUCKET, UNKNOWN_BUCKET = 0, 1
+FLOAT32_EXACT_SECONDS = 2**24  # float32 holds every whole second below this (~194 days)
 
 
 class DwellGRU4Rec(RNNRecommender):
@@ -47,7 +58,7 @@ class DwellGRU4Rec(RNNRecommender):
         self.num_layers = keys.integer(config, "num_layers", 1)
         self.dropout_prob = keys.probability(config, "dropout_prob", allow_one=False)
         self.dwell_mode = keys.choice(config, "dwell_mode", DWELL_MODES)
-        self.dwell_threshold = keys.number(config, "dwell_threshold", minimum=1e-9)
+        self.dwell_threshold = _positive_seconds(config, "dwell_threshold")
         self.dwell_max_repeat = keys.integer(config, "dwell_max_repeat", 1)
         self.dwell_boost_eval = keys.boolean(config, "dwell_boost_eval")
         self.dwell_buckets = keys.integer(config, "dwell_buckets", 1)
@@ -60,30 +71,83 @@ class DwellGRU4Rec(RNNRecommender):
         nn.init.xavier_normal_(item_embedding.weight)
         self.dwell_embedding = None
         if self.dwell_mode in ("feature", "both"):
-            self.dwell_embedding = nn.Embedding(self.dwell_buckets + 2, self.embedding_size, padding_idx=0)
+            self.dwell_embedding = nn.Embedding(self.dwell_buckets + 2, self.embedding_size, padding_idx=PADDING_BUCKET)
             nn.init.xavier_normal_(self.dwell_embedding.weight)
         self.emb_dropout = nn.Dropout(self.dropout_prob)
-        self.gru = nn.GRU(self.embedding_size, self.hidden_size, self.num_layers, bias=False, batch_first=True)
+        # one module per layer: the feature mode steps each layer from its own earlier states
+        self.gru_layers = nn.ModuleList(
+            nn.GRU(self.embedding_size if layer == 0 else self.hidden_size, self.hidden_size, bias=False,
+                   batch_first=True)
+            for layer in range(self.num_layers)
+        )
         self.dense = nn.Linear(self.hidden_size, self.embedding_size)
         self.build_output(config, dataset, self.embedding_size, item_embedding, weight_tying=True)
 
     def forward(self, interaction):
-        items = interaction[self.ITEM_SEQ]
         lengths = interaction[self.ITEM_SEQ_LEN]
+        width = interaction[self.ITEM_SEQ].size(1)
+        states, first_copy, unknown_dwell_inputs = self._read(interaction)
+        if unknown_dwell_inputs is None:
+            hidden = _at(states[-1], first_copy) if first_copy is not None else states[-1]
+        else:
+            hidden = self._step_from(states, first_copy - 1, unknown_dwell_inputs)
+        # the batch was cut to its longest row; positions past it are padding for the caller
+        return F.pad(self.dense(hidden), (0, 0, 0, width - int(lengths.max())))
+
+    def last_hidden(self, interaction):
+        # The last input's dwell is unknown, so the GRU already read it with the "unknown" bucket
+        # and unboosted: its state needs no extra step (forward's last position gives the same).
+        states, first_copy, _ = self._read(interaction)
+        last = interaction[self.ITEM_SEQ_LEN] - 1
+        if first_copy is not None:
+            last = first_copy.gather(1, last.unsqueeze(1)).squeeze(1)
+        return self.dense(states[-1][torch.arange(last.size(0), device=last.device), last])
+
+    def _read(self, interaction):
+        """Run the GRU over the batch (cut to its longest row) with every known dwell.
+
+        Returns the states of every layer ``[B, T, H]``, the index in T of each input's first copy
+        (None when the sequence is not expanded and no prediction step follows) and, in feature
+        mode, the inputs ``[B, L, E]`` with the dwell unknown that each position's own prediction
+        step reads.
+        """
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        used = int(lengths.max())
+        items = interaction[self.ITEM_SEQ][:, :used]
         inputs = self.item_embedding(items)
+        unknown_dwell_inputs = first_copy = None
         if self.dwell_mode != "none":
-            dwell = dwell_seconds(interaction[self.time_list_field], lengths)
+            dwell = dwell_seconds(interaction[self.time_list_field][:, :used], lengths)
             if self.dwell_embedding is not None:
-                inputs = inputs + self.dwell_embedding(previous_dwell_buckets(dwell, lengths, self.dwell_buckets))
+                unknown = self.dwell_embedding.weight[UNKNOWN_BUCKET]
+                unknown_dwell_inputs = self.emb_dropout(inputs + unknown)
+                inputs = inputs + self.dwell_embedding(dwell_buckets(dwell, lengths, self.dwell_buckets))
         inputs = self.emb_dropout(inputs)
         if self.boost and (self.training or self.dwell_boost_eval):
             repeats = boost_repeats(dwell, lengths, self.dwell_threshold, self.dwell_max_repeat)
-            inputs, read_at = expand(inputs, repeats)
-            hidden, _ = self.gru(inputs)
-            hidden = hidden.gather(1, read_at.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
-        else:
-            hidden, _ = self.gru(inputs)
-        return self.dense(hidden)
+            inputs, first_copy = expand(inputs, repeats)
+        elif unknown_dwell_inputs is not None:
+            first_copy = torch.arange(used, device=items.device).expand(items.size(0), used)
+        states = []
+        for gru in self.gru_layers:
+            inputs, _ = gru(inputs)
+            states.append(inputs)
+        return states, first_copy, unknown_dwell_inputs
+
+    def _step_from(self, states, previous, inputs):
+        """One GRU step for every position k at once: from the states at ``previous[:, k]`` of each
+        layer (−1: the zero initial state) on ``inputs[:, k]``; returns the top layer ``[B, L, H]``."""
+        batch, length, _ = inputs.shape
+        step_inputs = inputs.reshape(batch * length, 1, -1)
+        for gru, layer_states in zip(self.gru_layers, states):
+            start = _at(F.pad(layer_states, (0, 0, 1, 0)), previous + 1)
+            step_inputs, _ = gru(step_inputs, start.reshape(1, batch * length, -1).contiguous())
+        return step_inputs.reshape(batch, length, -1)
+
+
+def _at(sequence, index):
+    """``sequence[b, index[b, k]]`` for every b, k."""
+    return sequence.gather(1, index.unsqueeze(-1).expand(-1, -1, sequence.size(-1)))
 
 
 def dwell_seconds(times, lengths):
@@ -95,19 +159,13 @@ def dwell_seconds(times, lengths):
     return dwell.masked_fill(~known, float("nan"))
 
 
-def dwell_bucket(dwell, n_buckets):
-    """Log₂ buckets ``2 + min(⌊log₂(1 + dwell)⌋, n_buckets − 1)``; unknown dwell → UNKNOWN_BUCKET."""
+def dwell_buckets(dwell, lengths, n_buckets):
+    """``[B, L]`` log₂ bucket of each input's dwell, ``2 + min(⌊log₂(1 + dwell)⌋, n_buckets − 1)``;
+    UNKNOWN_BUCKET where the dwell is unknown, PADDING_BUCKET past the end."""
     bucket = torch.log2(1 + dwell.clamp(min=0).nan_to_num(0.0)).floor().long().clamp(max=n_buckets - 1) + 2
-    return bucket.masked_fill(torch.isnan(dwell), UNKNOWN_BUCKET)
-
-
-def previous_dwell_buckets(dwell, lengths, n_buckets):
-    """``[B, L]`` bucket of item k−1's dwell at position k (UNKNOWN at k = 0, PADDING past the end)."""
-    shifted = torch.full_like(dwell, float("nan"))
-    shifted[:, 1:] = dwell[:, :-1]
-    buckets = dwell_bucket(shifted, n_buckets)
+    bucket = bucket.masked_fill(torch.isnan(dwell), UNKNOWN_BUCKET)
     padding = torch.arange(dwell.size(1), device=dwell.device)[None, :] >= lengths[:, None]
-    return buckets.masked_fill(padding, PADDING_BUCKET)
+    return bucket.masked_fill(padding, PADDING_BUCKET)
 
 
 def boost_repeats(dwell, lengths, threshold, max_repeat):
@@ -126,10 +184,16 @@ def expand(inputs, repeats):
     slots = torch.arange(width, device=inputs.device).expand(inputs.size(0), width).contiguous()
     source = torch.searchsorted(ends, slots, right=True).clamp(max=inputs.size(1) - 1)
     real = slots < ends[:, -1:]
-    expanded = inputs.gather(1, source.unsqueeze(-1).expand(-1, -1, inputs.size(-1)))
-    expanded = expanded * real.unsqueeze(-1)
+    expanded = _at(inputs, source) * real.unsqueeze(-1)
     first_copy = (ends - repeats).clamp(max=width - 1)
     return expanded, first_copy
+
+
+def _positive_seconds(config, key):
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{key}: {value!r} is not allowed; use a number of seconds > 0")
+    return float(value)
 
 
 def _check_raw_time_field(config, dataset, time_list_field, mode):
@@ -139,10 +203,20 @@ def _check_raw_time_field(config, dataset, time_list_field, mode):
             f"dwell_mode: {mode!r} needs the time field {time_field!r}: add it to load_col "
             f"(load_col: {{inter: [..., {time_field}]}}) or set dwell_mode: none"
         )
-    normalized = config["normalize_all"] or time_field in (config["normalize_field"] or [])
-    if normalized:
+    normalized_fields = config["normalize_field"] or []
+    if config["normalize_all"] or time_field in normalized_fields:
         raise ConfigError(
             f"dwell_mode: {mode!r} needs raw seconds in {time_field!r}, but it is min-max normalized "
             f"(normalize_all: {config['normalize_all']}, normalize_field: {config['normalize_field']}); "
-            "set normalize_all: False (ml-100k's dataset YAML sets it True)"
+            f"set normalize_all: False (ml-100k's dataset YAML sets it True)"
+            + (f" and leave {time_field!r} out of normalize_field" if time_field in normalized_fields else "")
+        )
+    times = dataset.inter_feat[time_list_field]
+    largest = float(times.abs().max()) if times.numel() else 0.0
+    if largest >= FLOAT32_EXACT_SECONDS:
+        resolution = 2.0 ** (math.floor(math.log2(largest)) - 23)
+        logging.getLogger().warning(
+            f"DwellGRU4Rec: {time_field!r} reaches {largest:.0f}; RecBole stores float fields as float32, "
+            f"so dwell times are only exact to ~{resolution:.0f} s. Write times relative to the start "
+            "of the log (recbole_ext.data.convert does) for 1 s resolution."
         )
