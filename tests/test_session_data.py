@@ -83,41 +83,75 @@ def test_output_folder_appears_only_complete(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_converted_log_trains_dwellgru4rec(tmp_path):
+def test_converted_log_trains_dwellgru4rec(tmp_path, capsys):
     sessions, items, times = synth.generate(200, n_items=60, seed=3)
     stamps = [f"{s},{pd.Timestamp(int(t), unit='s').isoformat()}Z,{i},0" for s, i, t in zip(sessions, items, times)]
     (tmp_path / "clicks.dat").write_text("\n".join(stamps) + "\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "recbole_ext.data.convert", "rsc15", str(tmp_path / "clicks.dat"), str(tmp_path / "data"),
-         "--name", "mini-rsc15", "--min_item_support", "1"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "skipped 0 malformed" in done.stdout
+    assert convert.main(["rsc15", str(tmp_path / "clicks.dat"), str(tmp_path / "data"), "--name", "mini-rsc15",
+                         "--min_item_support", "1"]) == 0
+    assert f"read {len(items)} rows, skipped 0 malformed" in capsys.readouterr().out
     config = yaml.safe_load((tmp_path / "data" / "mini-rsc15" / "mini-rsc15.yaml").read_text())
     result = quick_test(
         {**config, "dataset": "mini-rsc15", "epochs": 1, "show_progress": False, "state": "ERROR",
          "checkpoint_dir": str(tmp_path / "saved"), "embedding_size": 8, "hidden_size": 8},
-        model="DwellGRU4Rec", dwell_mode="boost",
+        model="DwellGRU4Rec", dwell_mode="both",
     )
     assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
 
 
-def test_generator_is_seeded_and_plants_long_intent_dwells():
+def test_generator_is_seeded():
     first, second = synth.generate(50, seed=7), synth.generate(50, seed=7)
     assert all((a == b).all() for a, b in zip(first, second))
     assert not all(np.array_equal(a, b) for a, b in zip(first, synth.generate(50, seed=8)))
+
+
+def returns_to_the_longest_dwell(sessions, items, times):
+    """Share of events (third on) that repeat the earlier item, short of the one just left, with
+    the longest dwell."""
+    hits = total = 0
+    for session in np.unique(sessions):
+        mine = sessions == session
+        clicked, dwell = items[mine], np.diff(times[mine])
+        for position in range(2, len(clicked)):
+            hits += clicked[position] == clicked[np.argmax(dwell[: position - 1])]
+            total += 1
+    return hits / total
+
+
+def test_generator_plants_short_noise_dwells_and_returns_to_long_dwells():
     sessions, items, times = synth.generate(2000, noise=0.35, seed=0)
+    assert times.dtype == np.float64 and (times == np.round(times)).all() and times.max() < 2**24
     same_session = sessions[1:] == sessions[:-1]
     dwell = (times[1:] - times[:-1])[same_session]
-    # a mixture: noise clicks dwell ~6 s, intent clicks ~90 s
-    assert 0.2 < (dwell < 20).mean() < 0.5 and (dwell > 40).mean() > 0.5
+    assert (dwell >= 0).all()
+    # a mixture: noise clicks dwell ~6 s, intent clicks and returns ~90 s
+    assert 0.25 < (dwell < 20).mean() < 0.45 and (dwell > 40).mean() > 0.5
+    planted = returns_to_the_longest_dwell(*synth.generate(600, revisit=0.2, seed=1))
+    by_chance = returns_to_the_longest_dwell(*synth.generate(600, revisit=0.0, seed=1))
+    assert planted > 0.2 and planted - by_chance > 0.15
 
 
-def test_cli_errors_name_the_bad_value(tmp_path):
+def test_cli_errors_name_the_bad_value(tmp_path, capsys):
     done = subprocess.run([sys.executable, "-m", "recbole_ext.data.synth", "--out", str(tmp_path), "--sessions", "0"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--sessions: 0 is not allowed" in done.stderr
-    done = subprocess.run([sys.executable, "-m", "recbole_ext.data.convert", "rsc15", str(tmp_path / "missing.dat"),
-                           str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "is not a file" in done.stderr and "Traceback" not in done.stderr
+    with pytest.raises(SystemExit) as exit_code:
+        synth.main(["--out", str(tmp_path), "--noise", "0.5", "--revisit", "0.5"])
+    assert exit_code.value.code == 2 and "--noise 0.5 + --revisit 0.5 is not allowed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_code:
+        convert.main(["rsc15", str(tmp_path / "missing.dat"), str(tmp_path)])
+    assert exit_code.value.code == 2 and "is not a file" in capsys.readouterr().err
+    (tmp_path / "clicks.dat").write_text(RSC15)
+    with pytest.raises(SystemExit) as exit_code:
+        convert.main(["rsc15", str(tmp_path / "clicks.dat"), str(tmp_path / "out"), "--min_item_support", "0"])
+    assert exit_code.value.code == 2 and "--min_item_support: 0 is not allowed" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clicks.dat"]  # nothing written
+
+
+def test_synth_cli_writes_a_dataset(tmp_path, capsys):
+    assert synth.main(["--out", str(tmp_path), "--name", "demo", "--sessions", "20", "--seed", "4"]) == 0
+    lines = (tmp_path / "demo" / "demo.inter").read_text().splitlines()
+    assert lines[0] == "session_id:token\titem_id:token\ttimestamp:float" and len(lines) > 40
+    config = yaml.safe_load((tmp_path / "demo" / "demo.yaml").read_text())
+    assert config["USER_ID_FIELD"] == "session_id" and config["normalize_all"] is False
+    assert "wrote" in capsys.readouterr().out

@@ -2,13 +2,22 @@
 
     python -m recbole_ext.data.synth --out data --name synth-sessions --sessions 3000 --seed 0
 
-What it plants: every session has an *intent topic*. An event is an intent click (an item of that
-topic, Zipf-popular within the topic) with a long dwell, or, with probability ``--noise``, a noise
-click (any item) with a short dwell. The next item is drawn from the intent topic regardless of what
-was clicked last, so the dwell of the items already seen tells which of them reveal the intent:
-a model that reads dwell can discount noise clicks, one that does not cannot. Dwells are log-normal
-(intent median ``--intent_dwell`` s, noise median ``--noise_dwell`` s). Times are seconds since the
-start of the log (float32 keeps whole seconds exactly for ~194 days).
+What it plants. Every session has an *intent topic* (topics of 20 items, Zipf-popular). Each event
+is one of
+
+* an intent click: an item of the session's topic (Zipf-popular within it), long dwell;
+* a noise click, with probability ``--noise``: any item, short dwell;
+* from the third event on, with probability ``--revisit``: a return to the earlier item the user
+  dwelt on longest, leaving out the item just left (comparison shopping), long dwell.
+
+Dwells are log-normal: intent and returns median ``intent_dwell`` (90 s), noise median
+``noise_dwell`` (6 s). Both signals are readable without the dwell of the item being viewed — which
+no model may know before the next click: earlier dwells tell which items reveal the intent and
+which earlier item the user will return to. A model that reads dwell can use them; one that does
+not can only guess from the items.
+
+Times are whole seconds since the start of the log (sessions start within 30 days), so float32 —
+what RecBole stores float fields in — holds them exactly.
 """
 
 import argparse
@@ -18,9 +27,11 @@ import numpy as np
 
 from recbole_ext.data.atomic import write_sessions
 
+MAX_LENGTH = 40
 
-def generate(n_sessions, n_items=400, topic_size=20, noise=0.35, intent_dwell=90.0, noise_dwell=6.0,
-             mean_length=8, seed=0):
+
+def generate(n_sessions, n_items=400, topic_size=20, noise=0.35, revisit=0.2, intent_dwell=90.0,
+             noise_dwell=6.0, mean_length=8, seed=0):
     """Return (session ids, item ids, times) as numpy arrays, sorted by session then time."""
     rng = np.random.default_rng(seed)
     n_topics = n_items // topic_size
@@ -29,26 +40,35 @@ def generate(n_sessions, n_items=400, topic_size=20, noise=0.35, intent_dwell=90
     within_topic = 1.0 / np.arange(1, topic_size + 1) ** 0.8
     within_topic /= within_topic.sum()
 
-    lengths = np.clip(rng.geometric(1.0 / (mean_length - 1), n_sessions) + 1, 2, 40)
-    session_ids = np.repeat(np.arange(1, n_sessions + 1), lengths)
-    n_events = len(session_ids)
-    intents = np.repeat(rng.choice(n_topics, n_sessions, p=topic_popularity), lengths)
-    is_noise = rng.random(n_events) < noise
-    intent_items = intents * topic_size + rng.choice(topic_size, n_events, p=within_topic)
-    noise_items = rng.integers(0, n_items, n_events)
-    items = np.where(is_noise, noise_items, intent_items) + 1  # RecBole tokens; 0 stays free
+    lengths = np.clip(rng.geometric(1.0 / (mean_length - 1), n_sessions) + 1, 2, MAX_LENGTH)
+    width = int(lengths.max())
+    topics = rng.choice(n_topics, n_sessions, p=topic_popularity)
+    items = np.zeros((n_sessions, width), dtype=np.int64)
+    dwell = np.zeros((n_sessions, width))
+    rows = np.arange(n_sessions)
+    # one column at a time over all sessions: a return depends on the dwells before it
+    for position in range(width):
+        draw = rng.random(n_sessions)
+        returns = (draw < revisit) if position >= 2 else np.zeros(n_sessions, dtype=bool)
+        is_noise = ~returns & (draw < noise + (revisit if position >= 2 else 0.0))
+        intent_item = topics * topic_size + rng.choice(topic_size, n_sessions, p=within_topic)
+        noise_item = rng.integers(0, n_items, n_sessions)
+        if position >= 2:
+            longest = dwell[:, : position - 1].argmax(1)
+            intent_item = np.where(returns, items[rows, longest], intent_item)
+        items[:, position] = np.where(is_noise, noise_item, intent_item)
+        dwell[:, position] = np.where(
+            is_noise,
+            rng.lognormal(np.log(noise_dwell), 0.6, n_sessions),
+            rng.lognormal(np.log(intent_dwell), 0.5, n_sessions),
+        )
 
-    dwell = np.where(
-        is_noise,
-        rng.lognormal(np.log(noise_dwell), 0.6, n_events),
-        rng.lognormal(np.log(intent_dwell), 0.5, n_events),
-    )
-    starts = np.repeat(rng.uniform(0, 30 * 86400, n_sessions), lengths)
-    # an event happens when the previous one's dwell ends: time = start + dwells before it
-    elapsed = np.cumsum(dwell) - dwell
-    first = np.r_[0, np.cumsum(lengths)[:-1]]
-    times = np.round(starts + elapsed - np.repeat(elapsed[first], lengths))
-    return session_ids, items, times
+    real = np.arange(width)[None, :] < lengths[:, None]
+    # an event happens when the previous one's dwell ends
+    starts = rng.uniform(0, 30 * 86400, n_sessions)
+    times = np.round(starts[:, None] + np.cumsum(dwell, 1) - dwell)
+    session_ids = np.repeat(np.arange(1, n_sessions + 1), lengths)
+    return session_ids, items[real] + 1, times[real]  # item ids from 1: RecBole keeps 0 for padding
 
 
 def main(argv=None):
@@ -58,15 +78,21 @@ def main(argv=None):
     parser.add_argument("--sessions", type=int, default=3000, help="number of sessions (default: 3000)")
     parser.add_argument("--items", type=int, default=400, help="number of items (default: 400)")
     parser.add_argument("--noise", type=float, default=0.35, help="share of noise clicks (default: 0.35)")
+    parser.add_argument("--revisit", type=float, default=0.2,
+                        help="share of returns to the longest-dwelled earlier item (default: 0.2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.sessions < 1:
         parser.error(f"--sessions: {args.sessions} is not allowed; use a positive integer")
     if args.items < 20:
         parser.error(f"--items: {args.items} is not allowed; use at least 20 (one topic holds 20 items)")
-    if not 0 <= args.noise < 1:
-        parser.error(f"--noise: {args.noise} is not allowed; use a share in [0, 1)")
-    sessions, items, times = generate(args.sessions, n_items=args.items, noise=args.noise, seed=args.seed)
+    for key in ("noise", "revisit"):
+        if not 0 <= getattr(args, key) < 1:
+            parser.error(f"--{key}: {getattr(args, key)} is not allowed; use a share in [0, 1)")
+    if args.noise + args.revisit >= 1:
+        parser.error(f"--noise {args.noise} + --revisit {args.revisit} is not allowed; their sum must be < 1")
+    sessions, items, times = generate(args.sessions, n_items=args.items, noise=args.noise, revisit=args.revisit,
+                                      seed=args.seed)
     config = write_sessions(sessions, items, times, args.out, args.name)
     print(f"wrote {len(items)} events in {args.sessions} sessions; config: {config}")
     return 0
