@@ -18,7 +18,9 @@ from recbole_ext import hyper
 
 EXIT_ERROR, EXIT_NO_TRIAL_FINISHED, EXIT_INTERRUPTED = 2, 1, 130
 # Flags that define a search: on --resume they come from the saved experiment and may only repeat it.
-SEARCH_FLAGS = ("model", "dataset", "config_files", "params_file", "num_samples", "scheduler")
+# (The hyper file is compared by content.)
+SEARCH_FLAGS = ("model", "dataset", "config_files", "num_samples", "scheduler", "max_concurrent", "cpus_per_trial",
+                "gpus_per_trial")
 
 
 def parse_args(argv):
@@ -32,8 +34,9 @@ def parse_args(argv):
     parser.add_argument("--scheduler", choices=["asha", "fifo"], default=None,
                         help="asha (default) stops poor trials early on the valid metric; fifo runs all to the end")
     parser.add_argument("--max_concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
-    parser.add_argument("--cpus_per_trial", type=float, default=1)
-    parser.add_argument("--gpus_per_trial", type=float, default=0, help="GPUs per trial; fractions share a GPU")
+    parser.add_argument("--cpus_per_trial", type=float, default=None, help="CPUs per trial (default: 1)")
+    parser.add_argument("--gpus_per_trial", type=float, default=None,
+                        help="GPUs per trial (default: 0); fractions share a GPU")
     parser.add_argument("--address", default=None,
                         help="existing Ray cluster, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
@@ -74,6 +77,9 @@ def new_settings(args):
         "overrides": absolute_data_path(args.overrides),
         "num_samples": args.num_samples,
         "scheduler": args.scheduler or "asha",
+        "max_concurrent": args.max_concurrent,
+        "cpus_per_trial": 1 if args.cpus_per_trial is None else args.cpus_per_trial,
+        "gpus_per_trial": 0 if args.gpus_per_trial is None else args.gpus_per_trial,
     }
     config = hyper.check_parameter_names(
         settings["space"], settings["model"], settings["dataset"], config_files, config_dict(settings["overrides"])
@@ -86,14 +92,9 @@ def resumed_settings(args, experiment):
     settings = hyper.load_settings(experiment)
     if settings is None:
         raise recbole_ext.ConfigError(f"--resume: no experiment to resume at {experiment} (see --storage_path, --name)")
-    given = {
-        "model": args.model,
-        "dataset": args.dataset,
-        "config_files": [str(Path(f).resolve()) for f in args.config_files.split()] if args.config_files else None,
-        "params_file": args.params_file,
-        "num_samples": args.num_samples,
-        "scheduler": args.scheduler,
-    }
+    given = {flag: getattr(args, flag) for flag in SEARCH_FLAGS}
+    if args.config_files:
+        given["config_files"] = [str(Path(f).resolve()) for f in args.config_files.split()]
     for flag in SEARCH_FLAGS:
         if given[flag] is not None and given[flag] != settings[flag]:
             raise recbole_ext.ConfigError(
@@ -133,7 +134,7 @@ def build_tuner(args, settings, experiment):
             hyper.train_trial, model=settings["model"], dataset=settings["dataset"],
             config_files=settings["config_files"] or None, overrides=config_dict(settings["overrides"]),
         ),
-        {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
+        {"cpu": settings["cpus_per_trial"], "gpu": settings["gpus_per_trial"]},
     )
     if args.resume:
         # Trials carry no Ray checkpoint: an interrupted trial starts again from its first epoch.
@@ -153,7 +154,7 @@ def build_tuner(args, settings, experiment):
         tune_config=tune.TuneConfig(
             metric="valid_score", mode="max" if settings["bigger"] else "min",
             num_samples=1 if grid else (settings["num_samples"] or 20),
-            scheduler=scheduler, max_concurrent_trials=args.max_concurrent,
+            scheduler=scheduler, max_concurrent_trials=settings["max_concurrent"],
         ),
         run_config=tune.RunConfig(
             name=Path(experiment).name, storage_path=str(Path(experiment).parent), verbose=1,
@@ -204,7 +205,8 @@ def report(rows, settings, args, experiment):
     csv_path, md_path = hyper.write_tables(rows, args.output_file or os.path.join(experiment, "results"))
     counts = {status: sum(row["status"] == status for row in rows)
               for status in (hyper.FINISHED, hyper.STOPPED, hyper.FAILED, hyper.UNFINISHED)}
-    print(f"\n{len(rows)} trials ({', '.join(f'{n} {status}' for status, n in counts.items() if n)}); "
+    print(f"\n{len(rows)} trial{'' if len(rows) == 1 else 's'} "
+          f"({', '.join(f'{n} {status}' for status, n in counts.items() if n)}); "
           f"table: {csv_path}, {md_path}")
     best = hyper.best_row(rows, settings["bigger"])
     if best is not None:
