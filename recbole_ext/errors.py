@@ -19,3 +19,7 @@ class CheckpointError(RecBoleExtError):
 
 class DatasetNotFoundError(RecBoleExtError):
     """A dataset whose atomic files are not on disk (recbole-ext never downloads)."""
+
+
+class ModelContractError(RecBoleExtError):
+    """A plugin model class that does not declare what :func:`recbole_ext.register_model` needs."""

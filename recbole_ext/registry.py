@@ -1,25 +1,38 @@
-"""Model lookup: makes plugin models visible to RecBole's own ``get_model``.
+"""The model registry: the contract a plugin model fulfils, and the two places RecBole looks it up.
 
 RecBole finds a model by importing ``recbole.model.<group>.<name.lower()>`` and taking the
 attribute ``<name>`` from it (``importlib.util.find_spec`` answers from ``sys.modules`` first).
 Registering a plugin model puts a small module under that key, so every RecBole caller —
 ``Config``, ``run_recbole``, ``objective_function``, ``load_data_and_model`` — finds it, in any
 process that has imported :mod:`recbole_ext`.
+
+RecBole reads a model's YAML of defaults only from its own package; :func:`install_config_layers`
+reads recbole-ext's layers at the same place (right after RecBole's ``overall.yaml``):
+``properties/overall.yaml`` for every model (the plugin-wide keys), then, for a plugin model, the
+YAML of each base class that names one (``base_properties``) and the model's own YAML.
+
+The contract, checked by :func:`register_model`: a model class declares ``train_modes`` (the
+``train_mode`` values it supports; ``()`` when that key means nothing to it) and ``loss_types`` (the
+``loss_type`` values it accepts). A model with a whole-sequence mode gets the dataset class that
+mode needs (:data:`recbole_ext.data.sequence.DATASET_OF_TRAIN_MODE`) without being told.
 """
 
 import importlib
 import importlib.machinery
 import importlib.util
 import inspect
+import os
 import sys
 import types
 from pathlib import Path
 
 from recbole.utils import ModelType
 
-from recbole_ext.errors import UnknownModelError
+from recbole_ext.errors import ModelContractError, UnknownModelError
 
-PROPERTIES_DIR = Path(__file__).resolve().parent / "properties" / "model"
+PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
+MODEL_PROPERTIES_DIR = PROPERTIES_DIR / "model"
+PLUGIN_OVERALL_YAML = PROPERTIES_DIR / "overall.yaml"
 
 _GROUP_OF_TYPE = {
     ModelType.GENERAL: "general_recommender",
@@ -40,39 +53,59 @@ def register_model(model_class, properties_file=None, dataset_class=None):
 
     ``properties_file`` is the model's YAML of defaults (the layer RecBole reads from
     ``recbole/properties/model/<Name>.yaml``); by default ``recbole_ext/properties/model/<Name>.yaml``
-    when it exists. ``dataset_class`` replaces RecBole's default dataset class for this model
-    (RecBole's ``create_dataset`` looks for ``recbole.data.dataset.<Name>Dataset``).
+    when it exists. ``dataset_class`` replaces the dataset class RecBole's ``create_dataset`` would
+    pick (it looks for ``recbole.data.dataset.<Name>Dataset``); by default the one the model's
+    ``train_modes`` need, if any. Raises :class:`ModelContractError` when the class breaks the contract
+    (module docstring).
     """
-    name = model_class.__name__
+    name = getattr(model_class, "__name__", repr(model_class))
     group = _GROUP_OF_TYPE.get(getattr(model_class, "type", None))
     if group is None:
-        raise UnknownModelError(
+        raise ModelContractError(
             f"cannot register {name}: its `type` is {getattr(model_class, 'type', None)!r}, "
             f"expected one of {[t.name for t in _GROUP_OF_TYPE]}"
         )
+    for attribute in ("train_modes", "loss_types"):
+        declared = getattr(model_class, attribute, None)
+        if not isinstance(declared, tuple) or not all(isinstance(v, str) for v in declared):
+            raise ModelContractError(
+                f"cannot register {name}: it must declare `{attribute}` as a tuple of strings "
+                f"(got {declared!r}); see docs/adding_a_model.md"
+            )
     key = f"recbole.model.{group}.{name.lower()}"
     existing = sys.modules.get(key)
     if existing is not None and getattr(existing, "__recbole_ext_plugin__", False) is False:
-        raise UnknownModelError(f"cannot register {name}: RecBole already has a model module {key}")
+        raise ModelContractError(f"cannot register {name}: RecBole already has a model module {key}")
     if existing is None and _find_spec(key) is not None:
-        raise UnknownModelError(f"cannot register {name}: RecBole already has a model module {key}")
+        raise ModelContractError(f"cannot register {name}: RecBole already has a model module {key}")
 
     module = types.ModuleType(key)
     module.__spec__ = importlib.machinery.ModuleSpec(key, loader=None)
     module.__recbole_ext_plugin__ = True
     setattr(module, name, model_class)
     sys.modules[key] = module
+    if dataset_class is None:
+        dataset_class = _dataset_class_for(model_class.train_modes)
     if dataset_class is not None:
         import recbole.data.dataset
 
         setattr(recbole.data.dataset, f"{name}Dataset", dataset_class)
 
     if properties_file is None:
-        default = PROPERTIES_DIR / f"{name}.yaml"
+        default = MODEL_PROPERTIES_DIR / f"{name}.yaml"
         properties_file = default if default.is_file() else None
     _plugin_models[name] = model_class
     _property_files[name] = Path(properties_file) if properties_file else None
     return model_class
+
+
+def _dataset_class_for(train_modes):
+    from recbole_ext.data.sequence import DATASET_OF_TRAIN_MODE
+
+    needed = {DATASET_OF_TRAIN_MODE[mode] for mode in train_modes if mode in DATASET_OF_TRAIN_MODE}
+    if len(needed) > 1:
+        raise ModelContractError(f"train modes {train_modes} need different dataset classes: {needed}")
+    return needed.pop() if needed else None
 
 
 def list_models():
@@ -80,9 +113,44 @@ def list_models():
     return sorted(_plugin_models)
 
 
-def plugin_properties_file(model_name):
-    """The YAML of defaults of a plugin model, or None (also for RecBole's own models)."""
-    return _property_files.get(model_name)
+def model_class(model_name):
+    """The registered plugin model class named ``model_name`` (None for RecBole's own models)."""
+    return _plugin_models.get(model_name)
+
+
+def property_files(model_name):
+    """recbole-ext's YAML layers for ``model_name``, low to high: the plugin-wide defaults, then for
+    a plugin model its base classes' YAMLs and its own."""
+    files = [PLUGIN_OVERALL_YAML]
+    plugin = _plugin_models.get(model_name)
+    if plugin is not None:
+        for cls in reversed(plugin.__mro__):
+            base_file = cls.__dict__.get("base_properties")
+            if base_file is not None and Path(base_file) not in files:
+                files.append(Path(base_file))
+        if _property_files[model_name] is not None:
+            files.append(_property_files[model_name])
+    return files
+
+
+def install_config_layers():
+    """Read recbole-ext's YAML layers where RecBole reads a model's YAML (after ``overall.yaml``)."""
+    from recbole.config import configurator
+
+    Config = configurator.Config
+    recbole_update = Config._update_internal_config_dict
+    recbole_overall = os.path.normpath(
+        os.path.join(os.path.dirname(configurator.__file__), "..", "properties", "overall.yaml")
+    )
+
+    def _update_internal_config_dict(self, file):
+        loaded = recbole_update(self, file)
+        if os.path.normpath(file) == recbole_overall:
+            for layer in property_files(self.model):
+                recbole_update(self, str(layer))
+        return loaded
+
+    Config._update_internal_config_dict = _update_internal_config_dict
 
 
 def recbole_sequential_models():

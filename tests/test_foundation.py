@@ -123,7 +123,7 @@ def test_registering_over_a_recbole_model_is_refused():
     class GRU4Rec(ToyGRU):
         pass
 
-    with pytest.raises(recbole_ext.UnknownModelError, match="RecBole already has"):
+    with pytest.raises(recbole_ext.ModelContractError, match="RecBole already has"):
         recbole_ext.register_model(GRU4Rec)
 
 

@@ -12,6 +12,8 @@ import recbole_ext
 
 class ToyGRU(SequentialRecommender):
     input_type = InputType.POINTWISE
+    train_modes = ()  # RecBole's prefix samples only: the train_mode key means nothing to it
+    loss_types = ("CE",)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

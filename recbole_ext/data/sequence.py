@@ -170,6 +170,28 @@ class SequenceDataset(SequentialDataset):
         return Interaction(new)
 
 
+# The dataset class each train mode needs; a mode not listed works on RecBole's own dataset.
+DATASET_OF_TRAIN_MODE = {"sequence": SequenceDataset}
+
+
+def count_train_batches_in_targets():
+    """Make RecBole's ``TrainDataLoader`` size batches in training targets for a dataset that says
+    how many of its samples hold that many (:meth:`SequenceDataset.train_batch_samples`): RecBole
+    takes ``train_batch_size`` samples per batch, and a window holds up to ``MAX_ITEM_LIST_LENGTH``."""
+    from recbole.data.dataloader.general_dataloader import TrainDataLoader
+
+    recbole_init_batch = TrainDataLoader._init_batch_size_and_step
+
+    def _init_batch_size_and_step(self):
+        recbole_init_batch(self)
+        samples = getattr(self._dataset, "train_batch_samples", None)
+        if samples is not None and self.neg_sample_args["distribution"] == "none":
+            self.step = samples(self.config["train_batch_size"])
+            self.set_batch_size(self.step)
+
+    TrainDataLoader._init_batch_size_and_step = _init_batch_size_and_step
+
+
 def _expand(mask, like):
     while mask.dim() < like.dim():
         mask = mask.unsqueeze(-1)

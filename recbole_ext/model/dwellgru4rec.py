@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_ext import config as keys
+from recbole_ext import keys
 from recbole_ext.errors import ConfigError
 from recbole_ext.model.rnn import RNNRecommender
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_ext import config as keys
+from recbole_ext import keys
 from recbole_ext.errors import ConfigError
 
 

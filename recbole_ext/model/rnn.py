@@ -1,5 +1,6 @@
 """What the plugin RNN models share: an output layer over all items (optionally tied to the item
-embedding), a loss chosen by name, and the two training modes.
+embedding), a loss chosen by name, the two training modes, and the defaults of all of that in
+``recbole_ext/properties/rnn.yaml`` (read before each model's own YAML).
 
 A subclass builds its layers and implements :meth:`RNNRecommender.forward`, which returns one
 hidden state per input position in the output space, ``[B, L, D]``: the state at position k has read
@@ -8,22 +9,38 @@ input items 0..k and predicts the item after position k. Everything else — ``c
 logits and the evaluation scores are the same function.
 """
 
+from pathlib import Path
+
 import torch
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_ext import config as keys
-from recbole_ext.data.sequence import TRAIN_MODES, target_list_field
-from recbole_ext.model.loss import build_loss
+from recbole_ext import keys
+from recbole_ext.data.sequence import DATASET_OF_TRAIN_MODE, TRAIN_MODES, target_list_field
+from recbole_ext.errors import ConfigError
+from recbole_ext.model.loss import LOSSES, build_loss
 
 
 class RNNRecommender(SequentialRecommender):
     input_type = InputType.POINTWISE
+    base_properties = Path(__file__).resolve().parent.parent / "properties" / "rnn.yaml"
+    # The contract of recbole_ext.registry: what a subclass supports unless it narrows these.
+    train_modes = TRAIN_MODES
+    loss_types = tuple(LOSSES)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.train_mode = keys.choice(config, "train_mode", TRAIN_MODES)
+        self.train_mode = keys.choice(config, "train_mode", type(self).train_modes)
+        keys.choice(config, "loss_type", type(self).loss_types)
+        needed = DATASET_OF_TRAIN_MODE.get(self.train_mode)
+        if needed is not None and not isinstance(dataset, needed):
+            # RecBole would hand a prefix dataset over and the model would silently train on prefixes
+            raise ConfigError(
+                f"train_mode: {self.train_mode!r} needs the dataset class {needed.__name__}, but "
+                f"{type(self).__name__} got {type(dataset).__name__}: register the model with "
+                "recbole_ext.register_model, which sets the dataset class its train_modes need"
+            )
         self.target_list_field = target_list_field(config)
 
     def build_output(self, config, dataset, hidden_dim, item_embedding, weight_tying):
@@ -32,6 +49,13 @@ class RNNRecommender(SequentialRecommender):
         With ``weight_tying`` the output matrix is ``item_embedding.weight`` itself and ``hidden_dim``
         must equal the embedding size (a subclass projects first); otherwise it is its own matrix.
         """
+        embedding_size = item_embedding.embedding_dim
+        if weight_tying and hidden_dim != embedding_size:
+            raise ConfigError(
+                f"weight_tying: the output reads hidden states of size {hidden_dim} but the item embedding "
+                f"has size {embedding_size}; {type(self).__name__} must project its hidden states to "
+                "embedding_size before build_output, or set weight_tying: False"
+            )
         self.item_embedding = item_embedding
         self.output_is_item_embedding = weight_tying
         if not weight_tying:
@@ -54,7 +78,7 @@ class RNNRecommender(SequentialRecommender):
         return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
 
     def calculate_loss(self, interaction):
-        if self.train_mode == "sequence" and self.target_list_field in interaction:
+        if self.train_mode == "sequence":
             hidden = self.forward(interaction)
             targets = interaction[self.target_list_field]
             # the window's length, not the stored values, says what is padding: whatever a padded

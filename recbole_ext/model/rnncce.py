@@ -29,7 +29,7 @@ padding harmless, since no real position reads a later one.
 import torch
 from torch import nn
 
-from recbole_ext import config as keys
+from recbole_ext import keys
 from recbole_ext.errors import ConfigError
 from recbole_ext.model.rnn import RNNRecommender
 
