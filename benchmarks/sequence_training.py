@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import recbole_ext  # noqa: E402,F401
-from recbole_ext.quick_start import train_and_test  # noqa: E402
+from recbole_ext.run import train_and_test  # noqa: E402
 
 SIZES = {"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3}
 RUNS = {

@@ -1,11 +1,14 @@
-"""recbole-ext: sequential models for RecBole 1.2.1 that run on today's numpy, torch and Ray.
+"""recbole-ext: models RecBole lacks, for RecBole 1.2.1 on today's numpy, torch, pandas and Ray.
 
-``import recbole_ext`` adapts RecBole to the current stack (:mod:`recbole_ext.compat`) and
-registers the plugin models, after which RecBole's own API finds them by name::
+``import recbole_ext`` adapts RecBole to the current stack (:mod:`recbole_ext.compat`), installs the
+plugin's hooks (config layers and checks, whole-sequence batches) and registers the plugin models
+and metrics, after which RecBole's own API finds them by name::
 
     import recbole_ext
     from recbole.quick_start import run_recbole
     run_recbole(model="RNNCCE", dataset="ml-100k")
+
+The commands: ``python -m recbole_ext {run,hyper,benchmark} --help``.
 """
 
 from recbole_ext import compat
@@ -13,6 +16,13 @@ from recbole_ext import compat
 compat.apply()
 
 from recbole.quick_start import load_data_and_model, run_recbole  # noqa: E402  (after compat)
+
+from recbole_ext import keys, registry  # noqa: E402
+from recbole_ext.data import sequence  # noqa: E402
+
+registry.install_config_layers()
+keys.install_config_checks()
+sequence.count_train_batches_in_targets()
 
 from recbole_ext import model  # noqa: E402,F401  (registers the plugin models)
 from recbole_ext.metrics import register_metrics  # noqa: E402
@@ -22,6 +32,7 @@ from recbole_ext.errors import (  # noqa: E402
     CheckpointError,
     ConfigError,
     DatasetNotFoundError,
+    ModelContractError,
     RecBoleExtError,
     UnknownModelError,
 )
@@ -33,6 +44,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DatasetNotFoundError",
+    "ModelContractError",
     "RecBoleExtError",
     "UnknownModelError",
     "list_models",

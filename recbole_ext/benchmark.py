@@ -1,4 +1,15 @@
-"""Benchmark comparisons: models × seeds on one dataset and config, with tables, t-tests and plots.
+"""The ``benchmark`` command: models × seeds on one dataset and config, with tables (markdown, CSV,
+LaTeX), paired t-tests against a baseline, and plots of the valid metric against epochs and wall time.
+
+    python -m recbole_ext benchmark --models=RNNCCE,RNNCCE_untied=RNNCCE:weight_tying=False,GRU4Rec \\
+        --dataset=ml-100k --seeds=3 --baseline=GRU4Rec --out=results/ml-100k [--jobs=4] [--config_files=...] [--key=value ...]
+
+``LABEL=Model:key=value:...`` runs a model with its own overrides under LABEL. ``--seeds=N`` runs
+seeds 2020..2020+N-1 (or give a list: ``--seeds=1,2,3``). Any other ``--key=value`` applies to every run.
+``--baseline=tied50:untied50,tied100:untied100`` t-tests labels pairwise; ``--columns=ndcg@10,recall@10``
+picks the table's metrics; ``--from_results=DIR`` writes the tables and plots again from DIR/results.csv
+(and curves.csv) without training.
+
 
 A run is named by a *label*: ``GRU4Rec`` runs that model with the shared settings;
 ``RNNCCE_untied=RNNCCE:weight_tying=False:hidden_size=200`` runs RNNCCE with those overrides under
@@ -7,15 +18,19 @@ Each label is t-tested against its baseline label (one for all, or per label, se
 :func:`parse_baselines`) with a paired t-test over the seeds both finished.
 """
 
+import argparse
 import csv
 import math
 import os
+import sys
 import traceback
 from pathlib import Path
 
 import numpy as np
 
-from recbole_ext.errors import ConfigError
+from recbole_ext import cli, registry
+from recbole_ext.errors import ConfigError, RecBoleExtError
+from recbole_ext.keys import literal_value
 
 
 def parse_runs(spec):
@@ -31,7 +46,7 @@ def parse_runs(spec):
             key, sep, value = setting.partition("=")
             if not sep or not key:
                 raise ConfigError(f"--models: {setting!r} in {item!r} is not key=value; use LABEL=Model:key=value")
-            overrides[key] = _literal(value)
+            overrides[key] = literal_value(value)
         if label in runs:
             raise ConfigError(f"--models: label {label!r} is given twice; give each run its own LABEL=")
         runs[label] = (model, overrides)
@@ -71,12 +86,6 @@ def parse_baselines(spec, labels):
             pairs[label] = baseline
         default = given_default
     return {label: pairs.get(label, default if label != default else None) for label in labels}
-
-
-def _literal(value):
-    from recbole.config.configurator import Config
-
-    return Config._convert_config_dict(None, {"value": value})["value"]
 
 
 def reported_metric_names(runs, dataset, config_files=None, config_dict=None):
@@ -140,7 +149,7 @@ def _describe(record):
 def run_one(label, model, overrides, seed, dataset, config_files, config_dict):
     """One benchmark run; a failure is returned as a record with its error, not raised."""
     import recbole_ext  # noqa: F401  (a spawned worker must register the plugin models and metrics)
-    from recbole_ext.quick_start import train_and_test
+    from recbole_ext.run import train_and_test
 
     curve = []
     record = {"label": label, "model": model, "seed": seed, "curve": curve}
@@ -362,3 +371,95 @@ def _plot(records, out):
         fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
         os.replace(tmp, out / name)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def main(argv=None, prog="benchmark"):
+    """The ``benchmark`` command; returns the exit code (2 for bad input, with one line on stderr)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=None, help="comma-separated runs: Model or LABEL=Model:key=value")
+    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--config_files", default=None, help="space-separated config files for every run")
+    parser.add_argument("--seeds", default="3", help="a count N (seeds 2020..) or a comma-separated list")
+    parser.add_argument("--baseline", default=None,
+                        help="label every other label is t-tested against (default: the last), and/or "
+                             "LABEL:BASELINE pairs, e.g. GRU4Rec or tied50:untied50,tied100:untied100")
+    parser.add_argument("--columns", default=None,
+                        help="metrics of the markdown and LaTeX tables, in order (default: all), e.g. ndcg@10,recall@10")
+    parser.add_argument("--from_results", default=None,
+                        help="summarize an earlier benchmark's results.csv (file or folder) again instead of training")
+    parser.add_argument("--out", default="benchmark_results", help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier benchmark in --out (default: refuse)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
+    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    with cli.without_command_line():
+        return _benchmark(args, extra, prog)
+
+
+def _benchmark(args, extra, prog):
+    try:
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs: {args.jobs} is not allowed; use an integer >= 1")
+        earlier = os.path.join(args.out, "results.csv")
+        if os.path.exists(earlier) and not args.overwrite:
+            raise ConfigError(f"--out: {earlier} holds an earlier benchmark's results; "
+                              "add --overwrite to replace them or choose another --out")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise ConfigError(f"--out: {args.out!r} is a file, not a folder")
+        if args.from_results:
+            unused = (["--models"] if args.models else []) + extra
+            if unused:
+                raise ConfigError(f"--from_results summarizes finished runs; {unused} would be ignored")
+            records = read_results(args.from_results)
+            labels = list(dict.fromkeys(r["label"] for r in records))
+            available = {m for r in records for m in r["test"]}
+        else:
+            runs, seeds, config_files, overrides = _plan(args, extra)
+            labels = list(runs)
+            available = None
+        baselines = parse_baselines(args.baseline, labels)
+        if args.columns:
+            if available is None:
+                available = reported_metric_names(runs, args.dataset, config_files, overrides)
+            columns = check_columns(args.columns, available)
+        else:
+            columns = None
+    except RecBoleExtError as error:
+        return cli.bad_input(prog, error)
+    if not args.from_results:
+        records = run_all(runs, args.dataset, seeds, config_files, overrides, jobs=args.jobs)
+    from recbole.evaluator import smaller_metrics
+
+    rows, metrics, best = summarize(records, baselines, smaller_metrics)
+    write_outputs(records, rows, metrics, best, args.out, columns)
+    print(open(os.path.join(args.out, "summary.md"), encoding="utf-8").read())
+    return 0 if any(r["status"] == "ok" for r in records) else 1
+
+
+def _plan(args, extra):
+    """Runs, seeds, config files and shared overrides from the command line, checked before training."""
+    if not args.models:
+        raise ConfigError("--models is required (or --from_results=DIR to summarize finished runs)")
+    runs = parse_runs(args.models)
+    seeds = _seeds(args.seeds)
+    overrides = cli.config_overrides(extra)
+    config_files = cli.config_files(args.config_files)
+    unknown = [model for model, _ in runs.values() if not registry.is_known_model(model)]
+    if unknown:
+        raise registry.unknown_model_error(unknown[0])
+    return runs, seeds, config_files, overrides
+
+
+def _seeds(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds: {text!r} is not a count or a list of integers") from None
+    if len(values) == 1:
+        if values[0] < 1:
+            raise ConfigError(f"--seeds: {values[0]} is not allowed; use a count >= 1")
+        return list(range(2020, 2020 + values[0]))
+    return values

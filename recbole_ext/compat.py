@@ -1,4 +1,7 @@
-"""Every adaptation recbole-ext makes to RecBole 1.2.1, in one place, applied once by :func:`apply`.
+"""Every adaptation recbole-ext makes to RecBole 1.2.1 and today's stack, in one place, applied once
+by :func:`apply`; each is a thin wrapper around RecBole's own function where that can be reused.
+Another RecBole version is refused at import (:func:`check_recbole_version`): these adaptations are
+written against 1.2.1's code.
 
 One line each — what breaks, since which version:
 
@@ -12,7 +15,9 @@ One line each — what breaks, since which version:
 * Ray 2.7 changed ``tune.report(**metrics)`` to ``tune.report(metrics)``: ``objective_function``
   raises TypeError.
 * RecBole 1.2.1 itself: an unknown model name falls through to ``exlib_recommender`` and raises
-  ``ModuleNotFoundError: lightgbm``; an unknown dataset name starts a download.
+  ``ModuleNotFoundError: lightgbm``.
+* RecBole 1.2.1 itself: ``Config`` runs ``eval`` on every string value from the command line and
+  ``config_dict`` (``--foo=__import__('os').system(...)`` runs); values are read as literals instead.
 * RecBole 1.2.1 itself: ``overall.yaml`` sets a negative sampler that ``Config`` then rejects for
   every sequential model with ``loss_type: CE`` unless the user repeats ``train_neg_sample_args: ~``.
 * RecBole 1.2.1 itself: importing its SINE model (every ``recbole.model`` import does) turns on
@@ -20,42 +25,58 @@ One line each — what breaks, since which version:
 * RecBole 1.2.1 itself: ``Collector.get_data_struct`` calls ``.cpu()`` on every collected value, but
   ``data.num_items`` is an int and ``data.count_items`` a Counter: ItemCoverage, AveragePopularity,
   TailPercentage (and any metric reading them) raise AttributeError.
-* Plugin hook, not a fix: ``TrainDataLoader`` takes ``train_batch_size`` samples per batch; a
-  dataset with ``train_batch_samples(batch_size)`` (the whole-sequence windows of
-  :class:`~recbole_ext.data.sequence.SequenceDataset`) says how many samples hold that many targets.
-* Plugin hook, not a fix: RecBole reads model YAMLs only from its own package; a plugin model's YAML
-  is read at the same layer (after ``overall.yaml``, before dataset and quick-start YAMLs).
+* numpy 2 prints scalars as ``np.float64(0.0531)``: RecBole's result dicts, and the log lines that
+  print them, read that way; the evaluator returns plain floats instead.
+
+Plugin hooks live with what they serve: the YAML layers in :mod:`recbole_ext.registry`, the config
+checks in :mod:`recbole_ext.keys`, batches counted in targets in :mod:`recbole_ext.data.sequence`.
 
 pandas 3 (copy-on-write) breaks token_seq features in ``Dataset._remap``; it is excluded by the
 ``pandas<3`` requirement rather than patched.
 """
 
+import contextlib
 import copy
 import os
 import pickle
+import zipfile
 
 import numpy as np
 import torch
 import yaml
 
-import recbole.config.configurator as configurator
-import recbole.data.dataset.dataset as dataset_module
-import recbole.quick_start as quick_start_package
-import recbole.quick_start.quick_start as quick_start
-import recbole.trainer.trainer as trainer_module
-import recbole.utils
-import recbole.utils.utils
-from recbole.model.abstract_recommender import AbstractRecommender
-from recbole.utils import EvaluatorType, InputType, ModelType, set_color
+import recbole
 
-from recbole_ext import registry
-from recbole_ext.errors import CheckpointError, DatasetNotFoundError
+RECBOLE_VERSION = "1.2.1"
+
+
+def check_recbole_version(version=None):
+    """Refuse any RecBole but 1.2.1, in one line that says what to install."""
+    version = recbole.__version__ if version is None else version
+    if version != RECBOLE_VERSION:
+        raise ImportError(
+            f"recbole-ext adapts RecBole {RECBOLE_VERSION} only, but RecBole {version} is installed "
+            f"({recbole.__file__}); install {RECBOLE_VERSION} with `pip install --no-deps recbole=={RECBOLE_VERSION}`"
+        )
+
+
+check_recbole_version()
+
+import recbole.config.configurator as configurator  # noqa: E402  (after the version check)
+import recbole.data.dataset.dataset as dataset_module  # noqa: E402
+import recbole.quick_start as quick_start_package  # noqa: E402
+import recbole.quick_start.quick_start as quick_start  # noqa: E402
+import recbole.trainer.trainer as trainer_module  # noqa: E402
+import recbole.utils  # noqa: E402
+import recbole.utils.utils  # noqa: E402
+from recbole.model.abstract_recommender import AbstractRecommender  # noqa: E402
+from recbole.utils import EvaluatorType, InputType, ModelType  # noqa: E402
+
+from recbole_ext import keys, registry  # noqa: E402
+from recbole_ext.errors import CheckpointError, DatasetNotFoundError  # noqa: E402
 
 # Checkpoints are written with this protocol: the weights-only unpickler rejects protocol 4 frames.
 CHECKPOINT_PICKLE_PROTOCOL = 2
-_RECBOLE_OVERALL_YAML = os.path.normpath(
-    os.path.join(os.path.dirname(configurator.__file__), "..", "properties", "overall.yaml")
-)
 _applied = False
 
 
@@ -66,13 +87,14 @@ def apply():
         return
     _numpy_aliases()
     _model_lookup()
-    _plugin_properties_and_ce_sampler()
+    _literal_config_values()
+    _ce_without_sampler()
     _weights_only_checkpoints()
     _ray_report()
     _no_downloads()
     _no_anomaly_detection()
     _collector_non_tensor_data()
-    _train_batches_in_targets()
+    _plain_float_results()
     _applied = True
 
 
@@ -102,18 +124,19 @@ def _model_lookup():
         module.get_model = checked
 
 
-def _plugin_properties_and_ce_sampler():
-    Config = configurator.Config
-    recbole_update = Config._update_internal_config_dict
-    recbole_set_default_parameters = Config._set_default_parameters
+def _literal_config_values():
+    def _convert_config_dict(self, config_dict):
+        for key, value in config_dict.items():
+            if isinstance(value, str):
+                config_dict[key] = keys.literal_value(value)
+        return config_dict
 
-    def _update_internal_config_dict(self, file):
-        loaded = recbole_update(self, file)
-        if os.path.normpath(file) == _RECBOLE_OVERALL_YAML:
-            plugin_file = registry.plugin_properties_file(self.model)
-            if plugin_file is not None:
-                recbole_update(self, str(plugin_file))
-        return loaded
+    configurator.Config._convert_config_dict = _convert_config_dict
+
+
+def _ce_without_sampler():
+    Config = configurator.Config
+    recbole_set_default_parameters = Config._set_default_parameters
 
     def _set_default_parameters(self):
         final = self.final_config_dict
@@ -125,7 +148,6 @@ def _plugin_properties_and_ce_sampler():
             final["train_neg_sample_args"] = None
         recbole_set_default_parameters(self)
 
-    Config._update_internal_config_dict = _update_internal_config_dict
     Config._set_default_parameters = _set_default_parameters
 
 
@@ -145,22 +167,11 @@ def _weights_only_checkpoints():
         recbole_trainer_init(self, config, model)
         allow_model_class(type(model))
 
+    recbole_save_checkpoint = Trainer._save_checkpoint
+
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
-            return
-        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        state = {
-            "config": self.config,
-            "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),
-            "state_dict": self.model.state_dict(),
-            "other_parameter": weights_only_other_parameter(self.model),
-            "optimizer": self.optimizer.state_dict(),
-        }
-        torch.save(state, saved_model_file, pickle_protocol=CHECKPOINT_PICKLE_PROTOCOL)
-        if verbose:
-            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+        with _saving_weights_only(self.model):
+            recbole_save_checkpoint(self, epoch, verbose=verbose, **kwargs)
 
     Trainer.__init__ = __init__
     Trainer._save_checkpoint = _save_checkpoint
@@ -169,17 +180,56 @@ def _weights_only_checkpoints():
 
     def load_data_and_model(model_file):
         _allow_checkpoint_model_class(model_file)
-        try:
-            return recbole_load_data_and_model(model_file)
-        except pickle.UnpicklingError as error:
-            raise CheckpointError(
-                f"refusing to load {model_file}: it needs more than weights-only unpickling "
-                f"allows ({_unpickler_reason(error)})"
-            ) from None
+        check_checkpoint(model_file)
+        return recbole_load_data_and_model(model_file)
 
     load_data_and_model.__doc__ = recbole_load_data_and_model.__doc__
     quick_start.load_data_and_model = load_data_and_model
     quick_start_package.load_data_and_model = load_data_and_model
+
+
+@contextlib.contextmanager
+def _saving_weights_only(model):
+    """While RecBole saves a checkpoint: protocol 2, a plain float score, no modules in
+    ``other_parameter`` — what the weights-only unpickler can read back."""
+    torch_save = torch.save
+
+    def save(state, path, **kwargs):
+        state = {**state, "best_valid_score": float(state["best_valid_score"]),
+                 "other_parameter": weights_only_other_parameter(model)}
+        torch_save(state, path, **{**kwargs, "pickle_protocol": CHECKPOINT_PICKLE_PROTOCOL})
+
+    torch.save = save
+    try:
+        yield
+    finally:
+        torch.save = torch_save
+
+
+def check_checkpoint(model_file):
+    """Raise :class:`CheckpointError` saying what is wrong with a file that is not a RecBole
+    checkpoint readable weights-only, before RecBole trips over it somewhere deep inside."""
+    if not os.path.isfile(model_file):
+        raise CheckpointError(f"{model_file}: no such checkpoint file")
+    if not zipfile.is_zipfile(model_file):
+        raise CheckpointError(f"{model_file} is not a PyTorch checkpoint: it is truncated or was not written by torch.save")
+    try:
+        # mmap: the check reads the pickle, not the tensors
+        state = torch.load(model_file, weights_only=True, mmap=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refusing to load {model_file}: it needs more than weights-only unpickling "
+            f"allows ({_unpickler_reason(error)})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{model_file} cannot be read: {reason}") from None
+    missing = [key for key in ("config", "state_dict") if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(
+            f"{model_file} is not a RecBole checkpoint: it holds no {' or '.join(map(repr, missing))} "
+            "(RecBole's Trainer saves config, state_dict, optimizer and epoch)"
+        )
 
 
 def _unpickler_reason(error):
@@ -260,33 +310,32 @@ def _no_anomaly_detection():
 def _collector_non_tensor_data():
     from recbole.evaluator.collector import Collector
 
+    recbole_get_data_struct = Collector.get_data_struct
+
     def get_data_struct(self):
         data = self.data_struct._data_dict
-        for key, value in data.items():
-            if isinstance(value, torch.Tensor):
-                data[key] = value.cpu()
-        returned = copy.deepcopy(self.data_struct)
-        for key in ("rec.topk", "rec.meanrank", "rec.score", "rec.items", "data.label"):
-            if key in self.data_struct:
-                del self.data_struct[key]
+        others = {key: data.pop(key) for key in list(data) if not isinstance(data[key], torch.Tensor)}
+        try:
+            returned = recbole_get_data_struct(self)
+        finally:
+            data.update(others)
+        returned._data_dict.update(copy.deepcopy(others))
         return returned
 
     Collector.get_data_struct = get_data_struct
 
 
-def _train_batches_in_targets():
-    from recbole.data.dataloader.general_dataloader import TrainDataLoader
+def _plain_float_results():
+    from collections import OrderedDict
 
-    recbole_init_batch = TrainDataLoader._init_batch_size_and_step
+    from recbole.evaluator.evaluator import Evaluator
 
-    def _init_batch_size_and_step(self):
-        recbole_init_batch(self)
-        samples = getattr(self._dataset, "train_batch_samples", None)
-        if samples is not None and self.neg_sample_args["distribution"] == "none":
-            self.step = samples(self.config["train_batch_size"])
-            self.set_batch_size(self.step)
+    recbole_evaluate = Evaluator.evaluate
 
-    TrainDataLoader._init_batch_size_and_step = _init_batch_size_and_step
+    def evaluate(self, dataobject):
+        return OrderedDict((metric, float(value)) for metric, value in recbole_evaluate(self, dataobject).items())
+
+    Evaluator.evaluate = evaluate
 
 
 def _no_downloads():

@@ -1,4 +1,12 @@
-"""Ray Tune searches over RecBole hyper files, for plugin and built-in models alike.
+"""The ``hyper`` command: Ray Tune searches over RecBole hyper files, for plugin and built-in models.
+
+    python -m recbole_ext hyper --model=RNNCCE --dataset=ml-100k --params_file=hyper/rnncce.hyper --epochs=20
+    python -m recbole_ext hyper --model=GRU4Rec --params_file=hyper/gru4rec.hyper --address=auto --gpus_per_trial=1
+    python -m recbole_ext hyper --model=RNNCCE --dataset=ml-100k --resume      # continue an interrupted search
+
+Any other ``--key=value`` is a config override for every trial (read as a literal, never evaluated).
+The results table goes to ``STORAGE_PATH/NAME/results.{csv,md}`` unless ``--output_file`` names
+another prefix. ``run_hyper.py`` is the same command.
 
 A hyper file holds one ``name type value`` line per parameter, RecBole's syntax exactly::
 
@@ -7,14 +15,14 @@ A hyper file holds one ``name type value`` line per parameter, RecBole's syntax 
     embedding_size quniform 32,128,32
     kl_weight uniform 0,1
 
-Each trial trains through RecBole's own pipeline (:func:`recbole_ext.quick_start.train_and_test`),
+Each trial trains through RecBole's own pipeline (:func:`recbole_ext.run.train_and_test`),
 reports the valid metric and the whole valid result after every epoch (so ASHA can stop it) and its
-test result at the end. ``run_hyper.py`` is the command line; this module holds the pieces it and
-the tests share: the parser, the checks made before Ray starts, the trainable and the results table.
+test result at the end. Keys that no config layer defines are errors here (``strict_keys``), before
+Ray starts: a misspelt key would otherwise cost a whole search.
 """
 
+import argparse
 import ast
-import contextlib
 import csv
 import io
 import json
@@ -23,7 +31,9 @@ import os
 import sys
 from pathlib import Path
 
-from recbole_ext.errors import ConfigError
+from recbole_ext import cli
+from recbole_ext.errors import ConfigError, RecBoleExtError
+from recbole_ext.keys import closest_key, literal_value
 
 PARAM_TYPES = ("choice", "uniform", "loguniform", "quniform")
 FORMS = (
@@ -31,6 +41,13 @@ FORMS = (
     "name quniform low,high,q"
 )
 SETTINGS_FILE = "run_hyper.json"
+# e^709 is the largest power of e a float holds: loguniform bounds are exponents.
+MAX_LOG_BOUND = 709
+EXIT_NO_TRIAL_FINISHED, EXIT_INTERRUPTED = 1, 130
+# Flags that define a search: on --resume they come from the saved experiment and may only repeat it.
+# (The hyper file is compared by content.)
+SEARCH_FLAGS = ("model", "dataset", "config_files", "num_samples", "scheduler", "max_concurrent", "cpus_per_trial",
+                "gpus_per_trial")
 
 # Row statuses of the results table.
 FINISHED, STOPPED, FAILED, UNFINISHED = "finished", "stopped early", "failed", "unfinished"
@@ -82,6 +99,11 @@ def _parse_value(kind, value, where):
         numbers = ()
     if len(numbers) != len(form.split(",")) or not all(map(math.isfinite, numbers)) or numbers[0] > numbers[1]:
         raise HyperFileError(f"{where}: {kind} needs {form} with low <= high, got {value!r}; forms: {FORMS}")
+    if kind == "loguniform" and max(map(abs, numbers)) > MAX_LOG_BOUND:
+        raise HyperFileError(
+            f"{where}: loguniform bounds are exponents (e^low..e^high), got {value!r}: e^{max(numbers, key=abs):g} "
+            f"is out of range; use bounds within ±{MAX_LOG_BOUND}, e.g. -8,0 for e^-8..1"
+        )
     if kind == "quniform" and numbers[2] <= 0:
         raise HyperFileError(f"{where}: quniform needs a step q > 0, got {value!r}; forms: {FORMS}")
     return numbers
@@ -118,34 +140,26 @@ def to_tune_space(space, grid):
     return converted
 
 
-@contextlib.contextmanager
-def without_command_line():
-    """Hide ``sys.argv`` from RecBole's ``Config``, which reads every ``--key=value`` in it as a
-    config key: run_hyper.py's own flags in the driver, Ray's (``--node-ip-address=…``) in a worker."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
 def check_parameter_names(space, model, dataset, config_files, overrides):
-    """Build the model's Config once and refuse hyper names that are not keys of it.
+    """Build the model's Config once, strictly, and refuse hyper names that are not keys of it.
 
     A key counts when any layer defines it: RecBole's ``overall.yaml``, the model's YAML (RecBole's
-    or the plugin's), the dataset YAML, the config files or the overrides. Returns the Config.
+    or the plugin's), the dataset YAML, recbole-ext's properties, the config files or the overrides.
+    An override no layer defines is refused too (``strict_keys``). Returns the Config.
     """
     from recbole.config import Config
 
-    with without_command_line():
-        config = Config(model=model, dataset=dataset, config_file_list=config_files, config_dict=dict(overrides))
+    with cli.without_command_line():
+        config = Config(model=model, dataset=dataset, config_file_list=config_files,
+                        config_dict={**overrides, "strict_keys": True})
     unknown = sorted(name for name in space if name not in config.final_config_dict)
     if unknown:
+        hints = "".join(f" (did you mean {closest_key(name, config)!r} for {name!r}?)"
+                        for name in unknown if closest_key(name, config))
         raise ConfigError(
             f"{', '.join(map(repr, unknown))} {'is not a config key' if len(unknown) == 1 else 'are not config keys'} "
-            f"of {model} on {dataset}; hyper files may only name keys that RecBole's overall.yaml, the model's "
-            "YAML, the dataset YAML, --config_files or a --key=value override define"
+            f"of {model} on {dataset}{hints}; hyper files may only name keys that RecBole's overall.yaml, the "
+            "model's YAML, the dataset YAML, --config_files or a --key=value override define"
         )
     return config
 
@@ -166,13 +180,14 @@ def run_trial(params, model, dataset, config_files, overrides, report, gpu_ids=(
     ``gpu_ids`` are the GPUs Ray gave the trial: RecBole's ``gpu_id`` would otherwise point every
     trial at GPU 0 (it sets ``CUDA_VISIBLE_DEVICES`` itself), and an empty one trains on the CPU.
     """
-    from recbole_ext.quick_start import train_and_test
+    from recbole_ext.run import train_and_test
 
     def report_epoch(epoch, valid_score, valid_result, seconds):
         report({"epoch": epoch, "valid_score": valid_score, **_prefixed("valid/", valid_result)})
 
-    config = {**overrides, **params, "show_progress": False, "gpu_id": ",".join(map(str, gpu_ids))}
-    with without_command_line():
+    config = {**overrides, **params, "strict_keys": True, "show_progress": False,
+              "gpu_id": ",".join(map(str, gpu_ids))}
+    with cli.without_command_line():
         result = train_and_test(model, dataset, config_files, config, report_epoch)
     report({
         "epoch": result["epochs"],
@@ -281,3 +296,206 @@ def _write_atomically(path, text):
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def parse_args(argv, prog="hyper"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", "-m", default=None, help="model name (default: RNNCCE)")
+    parser.add_argument("--dataset", "-d", default=None, help="dataset name (default: ml-100k)")
+    parser.add_argument("--config_files", default=None, help="space-separated config files")
+    parser.add_argument("--params_file", default=None, help="RecBole hyper file (required unless --resume)")
+    parser.add_argument("--num_samples", type=int, default=None,
+                        help="trials (default: the grid when every line is `choice`, else 20 samples)")
+    parser.add_argument("--scheduler", choices=["asha", "fifo"], default=None,
+                        help="asha (default) stops poor trials early on the valid metric; fifo runs all to the end")
+    parser.add_argument("--max_concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
+    parser.add_argument("--cpus_per_trial", type=float, default=None, help="CPUs per trial (default: 1)")
+    parser.add_argument("--gpus_per_trial", type=float, default=None,
+                        help="GPUs per trial (default: 0); fractions share a GPU")
+    parser.add_argument("--address", default=None,
+                        help="existing Ray cluster, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
+    parser.add_argument("--storage_path", default="ray_results", help="where Ray keeps experiments (default: ray_results)")
+    parser.add_argument("--name", default=None, help="experiment name (default: MODEL-DATASET)")
+    parser.add_argument("--resume", action="store_true", help="continue the experiment NAME: finished trials are kept")
+    parser.add_argument("--retry_failed", action="store_true", help="with --resume: run failed trials again")
+    parser.add_argument("--output_file", default=None, help="results table prefix (default: STORAGE_PATH/NAME/results)")
+    args, overrides = parser.parse_known_args(argv)
+    for arg in overrides:
+        if not arg.startswith("--") or "=" not in arg:
+            parser.error(f"unrecognized argument {arg!r}; config overrides are --key=value")
+    args.overrides = dict(arg[2:].split("=", 1) for arg in overrides)
+    for flag in ("num_samples", "max_concurrent", "num_cpus"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag}: {getattr(args, flag)} is not allowed; use a positive integer")
+    if args.retry_failed and not args.resume:
+        parser.error("--retry_failed needs --resume")
+    if args.address and args.num_cpus:
+        parser.error("--num_cpus sizes a local Ray; a cluster given by --address has its own CPUs")
+    return args
+
+
+def new_settings(args):
+    """The search's settings from the command line, checked before Ray starts."""
+    if args.params_file is None:
+        raise ConfigError("--params_file is required (a RecBole hyper file, see hyper/)")
+    config_files = [str(Path(f).resolve()) for f in args.config_files.split()] if args.config_files else []
+    for path in [args.params_file, *config_files]:
+        if not os.path.isfile(path):
+            raise ConfigError(f"{path!r} is not a file")
+    settings = {
+        "model": args.model or "RNNCCE",
+        "dataset": args.dataset or "ml-100k",
+        "config_files": config_files,
+        "params_file": args.params_file,
+        "space": parse_hyper_file(args.params_file),
+        "overrides": absolute_data_path(args.overrides),
+        "num_samples": args.num_samples,
+        "scheduler": args.scheduler or "asha",
+        "max_concurrent": args.max_concurrent,
+        "cpus_per_trial": 1 if args.cpus_per_trial is None else args.cpus_per_trial,
+        "gpus_per_trial": 0 if args.gpus_per_trial is None else args.gpus_per_trial,
+    }
+    config = check_parameter_names(
+        settings["space"], settings["model"], settings["dataset"], config_files, config_dict(settings["overrides"])
+    )
+    settings.update(valid_metric=config["valid_metric"], bigger=config["valid_metric_bigger"], epochs=config["epochs"])
+    return settings
+
+
+def resumed_settings(args, experiment):
+    settings = load_settings(experiment)
+    if settings is None:
+        raise ConfigError(f"--resume: no experiment to resume at {experiment} (see --storage_path, --name)")
+    given = {flag: getattr(args, flag) for flag in SEARCH_FLAGS}
+    if args.config_files:
+        given["config_files"] = [str(Path(f).resolve()) for f in args.config_files.split()]
+    for flag in SEARCH_FLAGS:
+        if given[flag] is not None and given[flag] != settings[flag]:
+            raise ConfigError(
+                f"--resume: --{flag}={given[flag]!r} differs from the experiment's {settings[flag]!r}; "
+                "a resumed search keeps its settings (drop the flag, or start a new search with another --name)"
+            )
+    if args.params_file is not None and parse_hyper_file(args.params_file) != settings["space"]:
+        raise ConfigError(f"--resume: {args.params_file} changed since the search started")
+    overrides = absolute_data_path(args.overrides)
+    if overrides and overrides != settings["overrides"]:
+        raise ConfigError(
+            f"--resume: the overrides {overrides} differ from the experiment's {settings['overrides']}; "
+            "a resumed search keeps its settings"
+        )
+    return settings
+
+
+def absolute_data_path(overrides):
+    # Trials run in their own folders: a relative data_path would point elsewhere there.
+    if "data_path" in overrides:
+        return {**overrides, "data_path": str(Path(overrides["data_path"]).resolve())}
+    return dict(overrides)
+
+
+def config_dict(overrides):
+    """The overrides as values: kept as the strings given on the command line (also in
+    ``run_hyper.json``), each read as a literal (:func:`recbole_ext.keys.literal_value`), never run."""
+    return {key: literal_value(value) if isinstance(value, str) else value for key, value in overrides.items()}
+
+
+def build_tuner(args, settings, experiment, callbacks=()):
+    from ray import tune
+
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            train_trial, model=settings["model"], dataset=settings["dataset"],
+            config_files=settings["config_files"] or None, overrides=config_dict(settings["overrides"]),
+        ),
+        {"cpu": settings["cpus_per_trial"], "gpu": settings["gpus_per_trial"]},
+    )
+    if args.resume:
+        # Trials carry no Ray checkpoint: an interrupted trial starts again from its first epoch.
+        # Ray restores the run config, callbacks included, from the experiment's tuner.pkl.
+        return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
+                                  resume_errored=False, restart_errored=args.retry_failed)
+    space = settings["space"]
+    grid = is_grid(space) and settings["num_samples"] is None
+    scheduler = None
+    if settings["scheduler"] == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        # max_t past the last epoch: ASHA ends trials at max_t, which would cut off the test report.
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=int(settings["epochs"]) + 1, grace_period=1)
+    return tune.Tuner(
+        trainable,
+        param_space=to_tune_space(space, grid),
+        tune_config=tune.TuneConfig(
+            metric="valid_score", mode="max" if settings["bigger"] else "min",
+            num_samples=1 if grid else (settings["num_samples"] or 20),
+            scheduler=scheduler, max_concurrent_trials=settings["max_concurrent"],
+        ),
+        run_config=tune.RunConfig(
+            name=Path(experiment).name, storage_path=str(Path(experiment).parent), verbose=1,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            # each trial's RecBole log (written in its working folder) lands in its trial folder
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+            callbacks=list(callbacks),
+        ),
+    )
+
+
+def main(argv=None, prog="hyper", callbacks=()):
+    """The ``hyper`` command; returns the exit code (2 for bad input, with one line on stderr,
+    130 when interrupted). ``callbacks`` are Ray Tune callbacks for a new search."""
+    args = parse_args(sys.argv[1:] if argv is None else argv, prog)
+    name = args.name or f"{args.model or 'RNNCCE'}-{args.dataset or 'ml-100k'}"
+    experiment = str(Path(args.storage_path).resolve() / name)
+    try:
+        if args.resume:
+            settings = resumed_settings(args, experiment)
+        else:
+            if os.path.exists(experiment):
+                raise ConfigError(
+                    f"experiment {experiment} exists; add --resume to continue it or choose another --name"
+                )
+            settings = new_settings(args)
+    except RecBoleExtError as error:
+        return cli.bad_input(prog, error)
+
+    import ray
+
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        address = args.address or os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        tuner = build_tuner(args, settings, experiment, callbacks)
+        if not args.resume:
+            save_settings(experiment, settings)
+        tuner.fit()
+        rows = results_table(experiment, settings["space"], settings["bigger"])
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return report(rows, settings, args, experiment, prog)
+
+
+def report(rows, settings, args, experiment, prog="hyper"):
+    """Write the results table and print the best trial; returns the exit status."""
+    csv_path, md_path = write_tables(rows, args.output_file or os.path.join(experiment, "results"))
+    counts = {status: sum(row["status"] == status for row in rows)
+              for status in (FINISHED, STOPPED, FAILED, UNFINISHED)}
+    print(f"\n{len(rows)} trial{'' if len(rows) == 1 else 's'} "
+          f"({', '.join(f'{n} {status}' for status, n in counts.items() if n)}); "
+          f"table: {csv_path}, {md_path}")
+    best = best_row(rows, settings["bigger"])
+    if best is not None:
+        print("best params:", {name: best[name] for name in settings["space"]})
+        print(f"best valid {settings['valid_metric']}: {best['best_valid_score']:.4f}")
+        print("test:", {key[len("test/"):]: round(value, 4) for key, value in best.items() if key.startswith("test/")})
+    if counts[UNFINISHED]:
+        command = prog if prog.startswith("python") else f"python {prog}"
+        print(f"interrupted: continue with `{command} --storage_path={args.storage_path} "
+              f"--name={Path(experiment).name} --resume`")
+        return EXIT_INTERRUPTED
+    return 0 if best is not None else EXIT_NO_TRIAL_FINISHED

@@ -1,7 +1,24 @@
-"""Reading and checking model config keys: a bad value raises one :class:`ConfigError` that names
-the key, the value and what is allowed, before any training starts."""
+"""Reading and checking config keys.
+
+* Validators for a model's ``__init__`` (:func:`choice`, :func:`integer`, :func:`number`, ...): a bad
+  value raises one :class:`ConfigError` that names the key, the value and what is allowed.
+* :func:`literal_value`: how a ``--key=value`` string becomes a value: a Python literal or, failing
+  that, the string itself. Nothing a user or a file supplies is ever evaluated as code.
+* :func:`check_ranges` and :func:`check_known_keys`, run on every RecBole ``Config`` once
+  :mod:`recbole_ext` is imported: RecBole's numeric keys in their ranges, and keys that no config layer
+  defines (a warning naming the closest known key; an error with ``strict_keys: True``).
+"""
+
+import ast
+import difflib
+import math
+import warnings
 
 from recbole_ext.errors import ConfigError
+
+
+class UnknownKeyWarning(UserWarning):
+    """A config key that no layer defines: most likely a misspelling, so its value is not used."""
 
 
 def choice(config, key, allowed):
@@ -18,16 +35,17 @@ def integer(config, key, minimum):
     return value
 
 
-def number(config, key, minimum=None, maximum=None, max_inclusive=True):
+def number(config, key, minimum=None, maximum=None, max_inclusive=True, min_inclusive=True):
     value = config[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ConfigError(f"{key}: {value!r} is not allowed; use a number")
-    too_low = minimum is not None and value < minimum
+    too_low = minimum is not None and (value < minimum if min_inclusive else value <= minimum)
     too_high = maximum is not None and (value > maximum if max_inclusive else value >= maximum)
     if too_low or too_high:
+        lower = "[" if min_inclusive else "("
         upper = "]" if max_inclusive else ")"
         raise ConfigError(
-            f"{key}: {value!r} is not allowed; use a number in [{minimum}, {maximum}{upper}"
+            f"{key}: {value!r} is not allowed; use a number in {lower}{minimum}, {maximum}{upper}"
         )
     return float(value)
 
@@ -41,3 +59,123 @@ def boolean(config, key):
     if not isinstance(value, bool):
         raise ConfigError(f"{key}: {value!r} is not allowed; use true or false")
     return value
+
+
+def literal_value(text):
+    """A ``--key=value`` string as a value: a Python literal (number, boolean, None, string, list,
+    tuple, dict), ``true``/``false`` in any case as booleans, and otherwise the string itself."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        lowered = text.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        return text
+
+
+# RecBole's numeric keys with a meaningful range, checked for every model before data is loaded.
+# (key, minimum, inclusive): integers where RecBole needs integers.
+_INTEGER_KEYS = {
+    "epochs": 1,
+    "train_batch_size": 1,
+    "eval_batch_size": 1,
+    "MAX_ITEM_LIST_LENGTH": 1,
+    "eval_step": 0,
+    "stopping_step": 1,
+    "nproc": 1,
+    "worker": 0,
+}
+_NON_NEGATIVE_KEYS = ("weight_decay",)
+# Keys RecBole's code reads without any YAML defining them (its run() and Config fill them in).
+RECBOLE_CODE_KEYS = frozenset({
+    "model", "dataset", "config_files", "nproc", "world_size", "ip", "port", "offset", "group_offset",
+    "local_rank", "single_spec", "device", "eval_type", "MODEL_TYPE", "MODEL_INPUT_TYPE",
+})
+
+
+def check_ranges(config):
+    """RecBole's numeric keys in their ranges (a bad one raises :class:`ConfigError`)."""
+    final = config.final_config_dict
+    for key, minimum in _INTEGER_KEYS.items():
+        if final.get(key) is not None:
+            integer(final, key, minimum)
+    if final.get("learning_rate") is not None:
+        number(final, "learning_rate", 0, min_inclusive=False)
+    for key in _NON_NEGATIVE_KEYS:
+        if final.get(key) is not None:
+            number(final, key, 0)
+    topk = final.get("topk")
+    if topk is not None:
+        values = topk if isinstance(topk, list) else [topk]
+        if not values or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in values):
+            raise ConfigError(f"topk: {topk!r} is not allowed; use an integer >= 1 or a list of them")
+
+
+def unknown_keys(config):
+    """``{key: where it was given}`` for every user-given key that no config layer defines."""
+    known = set(config.internal_config_dict) | RECBOLE_CODE_KEYS
+    for category in config.parameters.values():
+        known.update(category)
+    sources = (
+        ("a config file", config.file_config_dict),
+        ("config_dict or a --key=value of a command", config.variable_config_dict),
+        ("the command line", config.cmd_config_dict),
+    )
+    return {key: where for where, given in sources for key in given if key not in known}
+
+
+def closest_key(key, config):
+    known = sorted(set(config.final_config_dict) - unknown_keys(config).keys())
+    matches = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown_key_message(key, where, config):
+    near = closest_key(key, config)
+    hint = f"did you mean {near!r}?" if near else "no known key is close"
+    return (
+        f"{key}: not a config key of {config['model']} on {config['dataset']} (given in {where}); "
+        f"no layer defines it (RecBole's overall.yaml, the model's or dataset's YAML, recbole-ext's "
+        f"properties), so its value is not used; {hint}"
+    )
+
+
+def check_known_keys(config):
+    """Keys that no config layer defines: a warning each, or an error with ``strict_keys: True``."""
+    strict = config.final_config_dict.get("strict_keys")
+    if strict is not None and not isinstance(strict, bool):
+        raise ConfigError(f"strict_keys: {strict!r} is not allowed; use true or false")
+    for key, where in unknown_keys(config).items():
+        message = unknown_key_message(key, where, config)
+        if strict:
+            raise ConfigError(message + " (strict_keys: True)")
+        warnings.warn(message + " (strict_keys: True makes this an error)", UnknownKeyWarning, stacklevel=2)
+
+
+def install_config_checks():
+    """Check every RecBole ``Config`` as it is built: the ranges before RecBole's own checks (which
+    raise bare ValueErrors), the known keys once RecBole has set its defaults; and any error RecBole's
+    ``Config`` raises for a bad value becomes a :class:`ConfigError`."""
+    from recbole.config.configurator import Config
+
+    from recbole_ext.errors import RecBoleExtError
+
+    recbole_init = Config.__init__
+    recbole_set_default_parameters = Config._set_default_parameters
+
+    def __init__(self, *args, **kwargs):
+        try:
+            recbole_init(self, *args, **kwargs)
+        except RecBoleExtError:
+            raise
+        except (ValueError, KeyError, NotImplementedError, SyntaxError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            raise ConfigError(f"RecBole's Config refused the configuration: {message}") from error
+
+    def _set_default_parameters(self):
+        check_ranges(self)
+        recbole_set_default_parameters(self)
+        check_known_keys(self)
+
+    Config.__init__ = __init__
+    Config._set_default_parameters = _set_default_parameters

@@ -1,11 +1,17 @@
-"""One training run through RecBole's own pipeline, with a hook after every validation.
+"""One run: the ``run`` command (RecBole's ``run_recbole.py``) and :func:`train_and_test`.
 
-RecBole's ``run_recbole`` is the entry point for a plain run (``recbole_ext.run_recbole`` is that
-function); searches and benchmarks also need each epoch's full valid result and wall time, which
-RecBole's ``Trainer.fit`` callback does not pass on.
+    python -m recbole_ext run --model=RNNCCE --dataset=ml-100k [--config_files="a.yaml b.yaml"] [--key=value ...]
+
+The command takes the flags of RecBole's ``run_recbole.py``; any other ``--key=value`` overrides a
+config key (read as a literal, never evaluated). It trains through RecBole's own ``run`` (so
+``--nproc`` works as in RecBole). :func:`train_and_test` is the same run for searches and benchmarks,
+which also need each epoch's full valid result and wall time (RecBole's ``Trainer.fit`` callback does
+not pass them on).
 """
 
+import argparse
 import shutil
+import sys
 import tempfile
 import time
 
@@ -85,3 +91,46 @@ def _training_targets(dataset):
     if target_field is not None and target_field in dataset.inter_feat:
         return int((dataset.inter_feat[target_field] > 0).sum())
     return len(dataset.inter_feat)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", "-m", default="RNNCCE", help="model name (default: RNNCCE)")
+    parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name (default: ml-100k)")
+    parser.add_argument("--config_files", default=None, help="space-separated config files")
+    parser.add_argument("--nproc", type=int, default=1, help="processes for distributed training")
+    parser.add_argument("--ip", default="localhost", help="master address for distributed training")
+    parser.add_argument("--port", default="5678", help="master port for distributed training")
+    parser.add_argument("--world_size", type=int, default=-1, help="total processes across machines")
+    parser.add_argument("--group_offset", type=int, default=0, help="rank offset of this machine")
+    return parser.parse_known_args(argv)
+
+
+def main(argv=None, prog="run"):
+    """The ``run`` command; returns the exit code (2 for bad input, with one line on stderr)."""
+    from recbole.quick_start import run
+    from recbole.utils import dict2str
+
+    from recbole_ext import cli
+    from recbole_ext.errors import RecBoleExtError
+
+    args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.nproc < 1:
+            raise RecBoleExtError(f"--nproc: {args.nproc} is not allowed; use an integer >= 1")
+        overrides = cli.config_overrides(extra)
+        config_files = cli.config_files(args.config_files)
+        with cli.without_command_line(), cli.one_line_warnings(prog), cli.console_log_held_until_training():
+            result = run(
+                args.model, args.dataset, config_file_list=config_files, config_dict=overrides,
+                nproc=args.nproc, world_size=args.world_size, ip=args.ip, port=args.port,
+                group_offset=args.group_offset,
+            )
+    except RecBoleExtError as error:
+        return cli.bad_input(prog, error)
+    if result is not None:
+        print(f"best valid: {dict2str(result['best_valid_result'])}")
+        print(f"test result: {dict2str(result['test_result'])}")
+    return 0

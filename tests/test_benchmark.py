@@ -5,7 +5,7 @@ import csv
 import pytest
 from scipy import stats
 
-import benchmark as benchmark_cli
+
 import recbole_ext
 from recbole_ext import benchmark
 
@@ -118,18 +118,18 @@ def test_results_are_summarized_again_from_the_csv_files(tmp_path, capsys):
     records = benchmark.read_results(tmp_path / "first")
     assert [(r["label"], r["seed"], r["status"], r["test"], r["curve"]) for r in records] == [
         (r["label"], r["seed"], r["status"], r["test"], r["curve"]) for r in RECORDS]
-    assert benchmark_cli.main([f"--from_results={tmp_path / 'first'}", "--baseline=A:Base,Base:A",
+    assert benchmark.main([f"--from_results={tmp_path / 'first'}", "--baseline=A:Base,Base:A",
                                "--columns=ndcg@10", f"--out={tmp_path / 'again'}"]) == 0
     md = (tmp_path / "again" / "summary.md").read_text()
     assert "| Base | 3 (0) | A | 0.2200 ± 0.0265 (p=0.012) | 3 | 1 |" in md  # the vs column: per-label baselines
-    assert benchmark_cli.main([f"--from_results={tmp_path / 'first'}", "--models=A"]) == 2
+    assert benchmark.main([f"--from_results={tmp_path / 'first'}", "--models=A"]) == 2
     assert "['--models'] would be ignored" in capsys.readouterr().err
 
 
 def test_two_models_two_seeds_end_to_end(tmp_path, tiny_data_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(f"data_path: {tiny_data_path}\nload_col:\n  inter: [user_id, item_id, timestamp]\n")
-    code = benchmark_cli.main([
+    code = benchmark.main([
         "--models=RNNCCE=RNNCCE:embedding_size=8:hidden_size=8,GRU4Rec:embedding_size=8:hidden_size=8,Broken=RNNCCE:rnn_type=FOO",
         "--dataset=ml-tiny", f"--config_files={config}", "--seeds=2", "--baseline=GRU4Rec:embedding_size=8:hidden_size=8",
         f"--out={tmp_path / 'out'}", "--epochs=1", "--state=ERROR", "--show_progress=False",
@@ -156,9 +156,9 @@ def test_two_models_two_seeds_end_to_end(tmp_path, tiny_data_path, capsys):
 
 
 def test_unknown_model_stops_before_any_run(tmp_path, capsys):
-    assert benchmark_cli.main(["--models=GRU4Rec,NoSuchModel", f"--out={tmp_path / 'out'}"]) == 2
+    assert benchmark.main(["--models=GRU4Rec,NoSuchModel", f"--out={tmp_path / 'out'}"]) == 2
     assert "unknown model 'NoSuchModel'" in capsys.readouterr().err
-    assert benchmark_cli.main(["--models=GRU4Rec", "--metrics=['NDCG','SPS']", "--topk=[10]",
+    assert benchmark.main(["--models=GRU4Rec", "--metrics=['NDCG','SPS']", "--topk=[10]",
                                "--columns=ndcg@10,sps@20", f"--out={tmp_path / 'out'}"]) == 2
     assert "--columns: ['sps@20'] not reported by these runs; use names from ['ndcg@10', 'sps@10']" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

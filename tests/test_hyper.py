@@ -1,19 +1,17 @@
-"""run_hyper.py: RecBole's hyper-file syntax, Ray Tune searches, failed trials, interrupt and resume."""
+"""The hyper command: RecBole's hyper-file syntax, Ray Tune searches, failed trials, interrupt and resume."""
 
 import csv
 import math
 import os
 import signal
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 import recbole_ext
-import run_hyper
 from recbole_ext import hyper
+from recbole_ext.cli import EXIT_BAD_INPUT
 
 REPO = Path(__file__).resolve().parent.parent
 HYPER_FILES = {"RNNCCE": "rnncce", "DwellGRU4Rec": "dwellgru4rec", "GRU4Rec": "gru4rec", "GRU4RecF": "gru4recf"}
@@ -155,7 +153,7 @@ def test_trial_gets_rays_gpus_and_no_command_line(monkeypatch):
         return {"epochs": 1, "best_valid_score": 0.5, "best_valid_result": {"mrr@10": 0.5},
                 "test_result": {"mrr@10": 0.25}}
 
-    monkeypatch.setattr("recbole_ext.quick_start.train_and_test", fake_train_and_test)
+    monkeypatch.setattr("recbole_ext.run.train_and_test", fake_train_and_test)
     monkeypatch.setattr("sys.argv", ["default_worker.py", "--node-ip-address=192.0.2.2"])
     reports = []
     hyper.run_trial({"dropout_prob": 0.1}, "RNNCCE", "ml-tiny", None, {}, reports.append, gpu_ids=[2, 3])
@@ -201,7 +199,7 @@ def trial_results(tmp_path):
 
 def test_search_table_best_config_failed_trial_and_resume(local_ray, tmp_path, tiny_data_path, capsys):
     params = write(tmp_path, "hidden_size choice [4,32,0]\n")  # 0 makes RNNCCE raise inside its trial
-    assert run_hyper.main(search_args(tmp_path, tiny_data_path, params, "--scheduler=fifo")) == 0
+    assert hyper.main(search_args(tmp_path, tiny_data_path, params, "--scheduler=fifo")) == 0
     rows = read_rows(tmp_path)
     assert [row["hidden_size"] for row in rows] == ["4", "32", "0"]
     assert [row["status"] for row in rows] == ["finished", "finished", "failed"]
@@ -224,11 +222,11 @@ def test_search_table_best_config_failed_trial_and_resume(local_ray, tmp_path, t
     # --resume of the ended search: nothing runs again, nothing is lost
     before = trial_results(tmp_path)
     assert len(before) == 3
-    assert run_hyper.main(search_args(tmp_path, tiny_data_path, params, "--resume")) == 0
+    assert hyper.main(search_args(tmp_path, tiny_data_path, params, "--resume")) == 0
     assert read_rows(tmp_path) == rows and trial_results(tmp_path) == before
 
     # --retry_failed runs only the failed trial again: it fails again, the finished ones stay as they were
-    assert run_hyper.main(["--storage_path", str(tmp_path / "ray"), "--name=search", "--resume", "--retry_failed"]) == 0
+    assert hyper.main(["--storage_path", str(tmp_path / "ray"), "--name=search", "--resume", "--retry_failed"]) == 0
     after = trial_results(tmp_path)
     retried = [name for name in after if after[name] != before.get(name)]
     assert retried and all("hidden_size=0" in name for name in retried)
@@ -240,33 +238,32 @@ def test_search_table_best_config_failed_trial_and_resume(local_ray, tmp_path, t
     assert {**again, "trial_id": ""} == {**rows[2], "trial_id": ""}
 
 
+def interrupt_when_the_second_trial_starts(pressed):
+    """A Ray Tune callback that presses Ctrl-C (SIGINT to this process) from inside the search as
+    soon as a trial starts after another has ended: Ray Tune's handler saves the state and stops
+    there, with one trial finished and one unfinished, however fast the trials run. Ray keeps the
+    callback with the experiment, so the file ``pressed`` makes it press only once."""
+    from ray import tune
+
+    class Interrupt(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            if not pressed.exists() and any(other.status == "TERMINATED" for other in trials):
+                pressed.touch()
+                os.kill(os.getpid(), signal.SIGINT)
+
+    return Interrupt()
+
+
 def test_interrupted_search_resumes_without_rerunning_finished_trials(local_ray, tmp_path, tiny_data_path, capsys):
     params = write(tmp_path, "hidden_size choice [4,8]\n")
     args = search_args(tmp_path, tiny_data_path, params, "--max_concurrent=1")
-    experiment = tmp_path / "ray" / "search"
-    searching = threading.Event()
-
-    def press_ctrl_c_once_a_trial_has_finished():
-        while searching.is_set():
-            if any('"test/ndcg@10"' in p.read_text() for p in experiment.glob("*/result.json")):
-                os.kill(os.getpid(), signal.SIGINT)  # Ray Tune's handler saves the state and stops
-                return
-            time.sleep(0.1)
-
-    searching.set()
-    watcher = threading.Thread(target=press_ctrl_c_once_a_trial_has_finished)
-    watcher.start()
-    try:
-        assert run_hyper.main(args) == run_hyper.EXIT_INTERRUPTED
-    finally:
-        searching.clear()
-        watcher.join()
+    assert hyper.main(args, callbacks=[interrupt_when_the_second_trial_starts(tmp_path / "pressed")]) == hyper.EXIT_INTERRUPTED
     assert "interrupted: continue with" in capsys.readouterr().out
     rows = read_rows(tmp_path)
     assert [(row["hidden_size"], row["status"]) for row in rows] == [("4", "finished"), ("8", "unfinished")]
     finished_trial = {n: text for n, text in trial_results(tmp_path).items() if "hidden_size=4" in n}
 
-    assert run_hyper.main(args + ["--resume"]) == 0
+    assert hyper.main(args + ["--resume"]) == 0
     resumed = read_rows(tmp_path)
     assert resumed[0] == rows[0]  # kept as it was, not run again
     assert resumed[1]["status"] == "finished" and resumed[1]["epochs"] == "1"
@@ -278,21 +275,21 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(local_ray,
 
 def test_malformed_file_stops_before_ray(tmp_path, tiny_data_path, capsys):
     params = write(tmp_path, "dropout_prob choice 0.1\n")
-    assert run_hyper.main(search_args(tmp_path, tiny_data_path, params)) == run_hyper.EXIT_ERROR
+    assert hyper.main(search_args(tmp_path, tiny_data_path, params)) == EXIT_BAD_INPUT
     assert "x.hyper:1: choice needs a non-empty Python list" in capsys.readouterr().err
     assert not (tmp_path / "ray").exists()
 
 
 def test_unknown_name_stops_before_ray(tmp_path, tiny_data_path, capsys):
     params = write(tmp_path, "weight_tyin choice [True]\n")
-    assert run_hyper.main(search_args(tmp_path, tiny_data_path, params)) == run_hyper.EXIT_ERROR
+    assert hyper.main(search_args(tmp_path, tiny_data_path, params)) == EXIT_BAD_INPUT
     assert "'weight_tyin' is not a config key of RNNCCE on ml-tiny" in capsys.readouterr().err
     assert not (tmp_path / "ray").exists()
 
 
 def test_resume_errors(tmp_path, tiny_data_path, capsys):
     params = write(tmp_path, "dropout_prob choice [0.1]\n")
-    assert run_hyper.main(search_args(tmp_path, tiny_data_path, params, "--resume")) == run_hyper.EXIT_ERROR
+    assert hyper.main(search_args(tmp_path, tiny_data_path, params, "--resume")) == EXIT_BAD_INPUT
     assert "--resume: no experiment to resume at" in capsys.readouterr().err
 
     experiment = tmp_path / "ray" / "search"
@@ -302,17 +299,17 @@ def test_resume_errors(tmp_path, tiny_data_path, capsys):
                 "valid_metric": "MRR@10", "bigger": True, "epochs": 1}
     hyper.save_settings(experiment, settings)
     assert hyper.load_settings(experiment) == settings
-    assert run_hyper.main(search_args(tmp_path, tiny_data_path, params)) == run_hyper.EXIT_ERROR
+    assert hyper.main(search_args(tmp_path, tiny_data_path, params)) == EXIT_BAD_INPUT
     assert "exists; add --resume to continue it" in capsys.readouterr().err
     storage = [f"--storage_path={tmp_path / 'ray'}", "--name=search", "--resume"]
-    assert run_hyper.main(storage + ["--model=GRU4Rec"]) == run_hyper.EXIT_ERROR
+    assert hyper.main(storage + ["--model=GRU4Rec"]) == EXIT_BAD_INPUT
     assert "--resume: --model='GRU4Rec' differs from the experiment's 'RNNCCE'" in capsys.readouterr().err
-    assert run_hyper.main(storage + ["--gpus_per_trial=1"]) == run_hyper.EXIT_ERROR
+    assert hyper.main(storage + ["--gpus_per_trial=1"]) == EXIT_BAD_INPUT
     assert "--resume: --gpus_per_trial=1.0 differs from the experiment's 0" in capsys.readouterr().err
-    assert run_hyper.main(storage + ["--epochs=5"]) == run_hyper.EXIT_ERROR
+    assert hyper.main(storage + ["--epochs=5"]) == EXIT_BAD_INPUT
     assert "the overrides {'epochs': '5'} differ" in capsys.readouterr().err
     Path(params).write_text("dropout_prob choice [0.2]\n")
-    assert run_hyper.main(storage + [f"--params_file={params}"]) == run_hyper.EXIT_ERROR
+    assert hyper.main(storage + [f"--params_file={params}"]) == EXIT_BAD_INPUT
     assert "changed since the search started" in capsys.readouterr().err
 
 

@@ -1,0 +1,128 @@
+"""What the commands (``run``, ``hyper``, ``benchmark``) share: ``--key=value`` config overrides read
+as literals, RecBole's ``sys.argv`` reading kept out of the way, and bad input reported as one line
+on stderr with exit code 2 — the last line, not under RecBole's INFO dump."""
+
+import contextlib
+import logging
+import sys
+import warnings
+
+from recbole_ext.errors import ConfigError
+from recbole_ext.keys import UnknownKeyWarning, literal_value
+
+EXIT_BAD_INPUT = 2
+
+
+def config_overrides(args):
+    """``{key: value}`` from ``--key=value`` arguments, each value a literal (:func:`literal_value`)."""
+    overrides = {}
+    for arg in args:
+        key, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if not sep or not key:
+            raise ConfigError(f"unrecognized argument {arg!r}; config overrides are --key=value")
+        if key in overrides and overrides[key] != literal_value(value):
+            raise ConfigError(f"--{key} is given twice with different values")
+        overrides[key] = literal_value(value)
+    return overrides
+
+
+def config_files(text):
+    """``--config_files`` (space-separated) as a list of existing files, or None."""
+    import os
+
+    files = text.split() if text else []
+    for path in files:
+        if not os.path.isfile(path):
+            raise ConfigError(f"--config_files: {path!r} is not a file")
+    return files or None
+
+
+def bad_input(prog, error):
+    """Print ``error`` as the one last line on stderr; returns the exit code for bad input."""
+    sys.stdout.flush()
+    print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
+    return EXIT_BAD_INPUT
+
+
+@contextlib.contextmanager
+def without_command_line():
+    """Hide ``sys.argv`` from RecBole's ``Config``, which reads every ``--key=value`` in it as a
+    config key: the commands pass their overrides as ``config_dict`` instead (and a Ray worker's
+    own flags, ``--node-ip-address=…``, must not reach it either)."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+@contextlib.contextmanager
+def one_line_warnings(prog):
+    """Show recbole-ext's config warnings as ``PROG: warning: ...`` lines."""
+    recbole_showwarning = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UnknownKeyWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            recbole_showwarning(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
+    try:
+        yield
+    finally:
+        warnings.showwarning = recbole_showwarning
+
+
+@contextlib.contextmanager
+def console_log_held_until_training():
+    """Hold RecBole's log lines back from the console until training starts.
+
+    RecBole logs the whole config and dataset (~120 lines) before the model checks its keys; a bad
+    key would end the output under them. Held lines reach the console once the trainer is built
+    (the model accepted its config) and are dropped from it if the run fails first; RecBole's log
+    file gets every line either way.
+    """
+    import recbole.quick_start.quick_start as quick_start
+
+    root = logging.getLogger()
+    held = []
+    state = {"holding": True}
+
+    def is_console(handler):
+        return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+
+    class Hold(logging.Filter):
+        def filter(self, record):
+            if not state["holding"]:
+                return True
+            held.append(record)
+            for handler in root.handlers:
+                if not is_console(handler) and record.levelno >= handler.level:
+                    handler.handle(record)
+            return False
+
+    def release():
+        state["holding"] = False
+        for record in held:
+            for handler in root.handlers:
+                if is_console(handler) and record.levelno >= handler.level:
+                    handler.handle(record)
+        held.clear()
+
+    recbole_get_trainer = quick_start.get_trainer
+
+    def get_trainer(*args, **kwargs):
+        release()
+        return recbole_get_trainer(*args, **kwargs)
+
+    hold = Hold()
+    root.addFilter(hold)
+    quick_start.get_trainer = get_trainer
+    try:
+        yield
+    finally:
+        quick_start.get_trainer = recbole_get_trainer
+        root.removeFilter(hold)
+        state["holding"] = False
