@@ -19,3 +19,9 @@ class CheckpointError(RecBoleExtError):
 
 class DatasetNotFoundError(RecBoleExtError):
     """A dataset whose atomic files are not on disk (recbole-ext never downloads)."""
+
+
+class DataError(ConfigError):
+    """A dataset file or folder recbole-ext cannot use or write safely: the message names the path,
+    and for a bad file the column and the first bad line. A ConfigError, so every script's bad-input
+    handling (one line on stderr, exit 2) covers it."""
