@@ -15,12 +15,14 @@ compat.apply()
 from recbole.quick_start import load_data_and_model, run_recbole  # noqa: E402  (after compat)
 
 from recbole_ext import model  # noqa: E402,F401  (registers the plugin models)
+from recbole_ext.data import checks  # noqa: E402,F401  (checks atomic files as RecBole loads them)
 from recbole_ext.metrics import register_metrics  # noqa: E402
 
 register_metrics()
 from recbole_ext.errors import (  # noqa: E402
     CheckpointError,
     ConfigError,
+    DataError,
     DatasetNotFoundError,
     RecBoleExtError,
     UnknownModelError,
@@ -32,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "DataError",
     "DatasetNotFoundError",
     "RecBoleExtError",
     "UnknownModelError",
