@@ -98,7 +98,7 @@ def gru4rec_filters(sessions, items, seconds, min_session_length=2, min_item_sup
 def convert(log_format, input_path, output_dir, name=None, min_session_length=2, min_item_support=5,
             chunk_lines=1_000_000, overwrite=False):
     """Convert one log; returns (path of the dataset YAML, summary line)."""
-    name = name or log_format
+    name = log_format if name is None else name
     check_output(output_dir, name, overwrite)  # before reading a log that may take minutes
     sessions, items, seconds, read, skipped = read_log(input_path, log_format, chunk_lines)
     sessions, items, seconds = gru4rec_filters(sessions, items, seconds, min_session_length, min_item_support)
