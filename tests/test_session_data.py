@@ -272,6 +272,11 @@ def test_output_folder_that_is_a_file_or_cannot_be_written(layout, capsys, monke
     assert synth.main(["--out", str(file), "--sessions", "5"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"synth: error: output folder {str(file)!r} is a file; give a folder (it is created if missing)")
+    (layout.parent / "clicks.dat").write_text(RSC15)
+    assert convert.main(["rsc15", str(layout.parent / "clicks.dat"), str(file)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"convert: error: output folder {str(file)!r} is a file; give a folder (it is created if missing)")
+    (layout.parent / "clicks.dat").unlink()
     assert synth.main(["--out", str(file / "data"), "--sessions", "5"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"synth: error: output folder {str(file / 'data')!r}: cannot write there (Not a directory)")

@@ -207,7 +207,7 @@ def _load_feat(self, filepath, source):
 
 def _dedup(config):
     value = config["dedup"]
-    if value not in (None, True, False):
+    if value is not None and not isinstance(value, bool):
         raise ConfigError(f"dedup: {value!r} is not allowed; use True (drop repeated rows) or False")
     return bool(value)
 
