@@ -34,10 +34,11 @@ def write_inter(tmp_path, content, name="clicks"):
     return config, str(inter.resolve())
 
 
-def run_error(config):
-    """Run and return the DataError/ConfigError it ends with; nothing was trained or saved."""
+def run_error(config, error_class=DataError):
+    """Run and return the message of the error it ends with; nothing was trained or saved."""
     with pytest.raises(ConfigError) as error:
         quick_test(config)
+    assert type(error.value) is error_class
     assert not os.path.exists(config["checkpoint_dir"])
     return str(error.value)
 
@@ -126,7 +127,8 @@ def test_dedup_drops_exact_repeats_only(tmp_path):
 
 def test_dedup_must_be_a_boolean(tmp_path):
     config, _ = write_inter(tmp_path, INTER_HEADER + ROWS)
-    assert run_error({**config, "dedup": "yes"}) == "dedup: 'yes' is not allowed; use True (drop repeated rows) or False"
+    assert run_error({**config, "dedup": "yes"}, ConfigError) == (
+        "dedup: 'yes' is not allowed; use True (drop repeated rows) or False")
 
 
 def test_run_script_ends_with_the_error_line_and_exit_code_2(tmp_path):

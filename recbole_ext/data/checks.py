@@ -70,7 +70,9 @@ class AtomicFile:
         try:
             codecs.lookup(self.encoding)
         except LookupError:
-            raise ConfigError(f"encoding: {self.encoding!r} is not an encoding Python knows; use e.g. 'utf-8'") from None
+            raise ConfigError(
+                f"encoding: {self.encoding!r} is not an encoding Python knows; use e.g. 'utf-8'"
+            ) from None
         self.columns, self.types = [], []
         self._sniffed = None  # the separator pandas will sniff when field_separator is unset
 
