@@ -50,7 +50,8 @@ BAD_FILES = {
     "header only": (INTER_HEADER, ": the file has a header but no rows; nothing to train on"),
     "untyped header": ("session_id\titem_id:token\ttimestamp:float\n" + ROWS,
                        ", line 1, column 'session_id': the header column has no type; write each header column "
-                       f"as name:type with type one of {TYPES} (e.g. session_id:token)"),
+                       f"as name:type with type one of {TYPES} (e.g. session_id:token for ids, session_id:float for "
+                       "numbers and times)"),
     "unknown type": ("session_id:token\titem_id:id\ttimestamp:float\n" + ROWS,
                      f", line 1, column 'item_id': type 'id' is not a RecBole type; use one of {TYPES}"),
     "time as token": (INTER_HEADER.replace("timestamp:float", "timestamp:token") + ROWS,
@@ -141,3 +142,12 @@ def test_run_script_ends_with_the_error_line_and_exit_code_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1].endswith(
         f"{inter}, line 50, column 'timestamp': the time is missing; every event needs a time (a number)")
+
+
+def test_rows_are_not_compared_when_the_time_is_left_out(tmp_path, recwarn):
+    # session 1 clicks item 4 twice: alike without the times, two events with them
+    config, _ = write_inter(tmp_path, INTER_HEADER + ROWS + "1\t4\t150\n")
+    config["load_col"] = {"inter": ["session_id", "item_id"]}
+    dataset = create_dataset(Config(model="BPR", dataset="clicks", config_dict=config))
+    assert dataset.inter_num == 49
+    assert not [w for w in recwarn if w.category is DataWarning]

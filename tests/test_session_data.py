@@ -203,16 +203,6 @@ def test_name_must_be_one_plain_folder_name(layout, name, capsys):
     assert snapshot(layout.parent) == before
 
 
-def test_name_dot_on_the_command_line_deletes_nothing(layout):
-    before = snapshot(layout.parent)
-    done = subprocess.run([sys.executable, "-m", "recbole_ext.data.synth", "--out", str(layout), "--name", ".",
-                           "--sessions", "5"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.splitlines()[-1] == (f"synth: error: --name: '.' is not allowed; use {atomic.NAME_RULE} "
-                                            "(e.g. rsc15)")
-    assert snapshot(layout.parent) == before
-
-
 def test_existing_dataset_is_replaced_only_with_overwrite(layout, capsys):
     before = snapshot(layout.parent)
     assert synth.main(["--out", str(layout), "--name", "demo", "--sessions", "5"]) == 2

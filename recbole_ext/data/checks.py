@@ -14,7 +14,8 @@ column and the first bad line, raised while the dataset loads, before any traini
   (sequential datasets, ``order: TO`` splits, ``rm_dup_inter``) — it is declared ``:float`` and
   every value is a finite number (leave the column out of ``load_col`` if times are not needed);
 * rows repeated exactly (every loaded column equal): a :class:`DataWarning` with the count, or,
-  with the ``dedup: True`` key, dropped before anything else sees them;
+  with the ``dedup: True`` key, dropped before anything else sees them. Not checked when the file
+  has a time column that ``load_col`` leaves out: then a later click on the same item looks alike;
 * sequential datasets: at least one sequence (``USER_ID_FIELD``) of two or more events, else there
   is nothing to train on;
 * after the split (``eval_args``): no split that the config asks for is empty — with
@@ -102,7 +103,8 @@ class AtomicFile:
             name, colon, declared = column.partition(":")
             if not colon:
                 raise self.error(1, column, f"the header column has no type; write each header column as "
-                                 f"name:type with type one of {TYPES} (e.g. {column}:token)")
+                                 f"name:type with type one of {TYPES} (e.g. {column}:token for ids, "
+                                 f"{column}:float for numbers and times)")
             if declared not in TYPES:
                 raise self.error(1, name, f"type {declared!r} is not a RecBole type; use one of {TYPES}")
             self.columns.append(name)
@@ -114,10 +116,9 @@ class AtomicFile:
 
     def has_rows(self):
         """Whether any non-blank line follows the header; checks that every byte decodes."""
-        lines_before, rows = 0, False
         with open(self.path, "rb") as f:
             f.readline()  # the header, checked by read_header
-            lines_before = 1
+            lines_before, rows = 1, False
             while chunk := f.read(_CHUNK_BYTES):
                 chunk += f.readline()  # whole lines only, so a multi-byte character is never cut
                 try:
@@ -181,6 +182,9 @@ def _load_feat(self, filepath, source):
     loaded = [name for name in atomic.columns
               if (load_col is None or name in load_col) and (unload_col is None or name not in unload_col)]
     time_column = self.time_field if is_inter and self.time_field in loaded else None
+    if is_inter:
+        # without its times, a session's second click on an item looks like a repeated row
+        self._time_left_out = self.time_field in atomic.columns and time_column is None
     if time_column is not None:
         declared = atomic.types[atomic.columns.index(time_column)]
         if declared != FeatureType.FLOAT.value:
@@ -218,7 +222,7 @@ def _load_inter_feat(self, token, dataset_path):
     dedup = _dedup(self.config)
     _original["load_inter_feat"](self, token, dataset_path)
     feat = self.inter_feat
-    if feat is None or feat.empty:
+    if feat is None or feat.empty or getattr(self, "_time_left_out", False):
         return
     if self.benchmark_filename_list is None:
         files, sizes = [os.path.join(dataset_path, f"{token}.inter")], [len(feat)]
