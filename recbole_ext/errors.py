@@ -23,3 +23,9 @@ class DatasetNotFoundError(RecBoleExtError):
 
 class ModelContractError(RecBoleExtError):
     """A plugin model class that does not declare what :func:`recbole_ext.register_model` needs."""
+
+
+class DataError(ConfigError):
+    """A dataset file or folder recbole-ext cannot use or write safely: the message names the path,
+    and for a bad file the column and the first bad line. A ConfigError, so every script's bad-input
+    handling (one line on stderr, exit 2) covers it."""

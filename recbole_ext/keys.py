@@ -86,10 +86,12 @@ _INTEGER_KEYS = {
     "worker": 0,
 }
 _NON_NEGATIVE_KEYS = ("weight_decay",)
-# Keys RecBole's code reads without any YAML defining them (its run() and Config fill them in).
+# Keys RecBole's code reads without any YAML defining them (its run() and Config fill some in).
 RECBOLE_CODE_KEYS = frozenset({
     "model", "dataset", "config_files", "nproc", "world_size", "ip", "port", "offset", "group_offset",
-    "local_rank", "single_spec", "device", "eval_type", "MODEL_TYPE", "MODEL_INPUT_TYPE",
+    "local_rank", "single_spec", "device", "eval_type", "MODEL_TYPE", "MODEL_INPUT_TYPE", "encoding",
+    "token_num_threshold", "valid_neg_sample_args", "test_neg_sample_args", "save_step",
+    "convert_token_to_onehot",
 })
 
 

@@ -1,7 +1,9 @@
 """Session-log converters and the seeded generator."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -155,3 +157,143 @@ def test_synth_cli_writes_a_dataset(tmp_path, capsys):
     config = yaml.safe_load((tmp_path / "demo" / "demo.yaml").read_text())
     assert config["USER_ID_FIELD"] == "session_id" and config["normalize_all"] is False
     assert "wrote" in capsys.readouterr().out
+
+
+def snapshot(folder):
+    """Every file and link under ``folder`` (links not followed) with its content or target."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        for entry in dirs + files:
+            path = Path(root) / entry
+            relative = str(path.relative_to(folder))
+            if path.is_symlink():
+                found[relative] = ("link", os.readlink(path))
+            elif path.is_file():
+                found[relative] = ("file", path.read_bytes())
+            else:
+                found[relative] = ("folder", None)
+    return found
+
+
+@pytest.fixture
+def layout(tmp_path):
+    """tmp_path/{sibling.txt, out/{other.txt, demo/demo.inter, demo/demo.yaml}}; returns out."""
+    (tmp_path / "sibling.txt").write_text("must survive")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "other.txt").write_text("must survive too")
+    atomic.write_sessions([1, 1], [5, 6], [0.0, 3.0], out, "demo")
+    return out
+
+
+BAD_NAMES = [".", "..", "", "a/b", "../escape", "/abs", ".hidden", "a\\b", "a\x00b", "x" * 101, "-dash"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_name_must_be_one_plain_folder_name(layout, name, capsys):
+    before = snapshot(layout.parent)
+    (layout.parent / "clicks.dat").write_text(RSC15)
+    message = f"--name: {name!r} is not allowed; use {atomic.NAME_RULE} (e.g. rsc15)"
+    assert synth.main(["--out", str(layout), f"--name={name}", "--sessions", "5"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"synth: error: {message}"
+    assert convert.main(["rsc15", str(layout.parent / "clicks.dat"), str(layout), f"--name={name}",
+                         "--min_item_support", "1"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"convert: error: {message}"
+    (layout.parent / "clicks.dat").unlink()
+    assert snapshot(layout.parent) == before
+
+
+def test_existing_dataset_is_replaced_only_with_overwrite(layout, capsys):
+    before = snapshot(layout.parent)
+    assert synth.main(["--out", str(layout), "--name", "demo", "--sessions", "5"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"synth: error: {str(layout / 'demo')!r} already exists; pass --overwrite to replace it "
+        "(allowed only for a dataset folder holding nothing but demo.inter and demo.yaml)")
+    assert snapshot(layout.parent) == before
+    assert synth.main(["--out", str(layout), "--name", "demo", "--sessions", "5", "--overwrite"]) == 0
+    after = snapshot(layout.parent)
+    assert sorted(after) == sorted(before)  # no staging folder left, nothing else added or removed
+    assert after["out/demo/demo.inter"] != before["out/demo/demo.inter"]
+    assert len(inter_lines(layout / "demo" / "demo.yaml")) == 1 + len(synth.generate(5)[0])
+    assert {key: after[key] for key in ("sibling.txt", "out/other.txt")} == \
+        {key: before[key] for key in ("sibling.txt", "out/other.txt")}
+
+
+def make_subfolder(target):
+    (target / "runs").mkdir()
+
+
+def make_extra_file(target):
+    (target / "notes.txt").write_text("mine")
+
+
+def make_file(target):
+    for file in target.iterdir():
+        file.unlink()
+    target.rmdir()
+    target.write_text("a file called demo")
+
+
+def make_link(target):
+    real = target.parent.parent / "elsewhere"
+    target.rename(real)
+    target.symlink_to(real)
+
+
+@pytest.mark.parametrize("change, holds", [
+    (make_extra_file, "holds notes.txt, so it is not a dataset folder written by recbole-ext"),
+    (make_subfolder, "holds runs, so it is not a dataset folder written by recbole-ext"),
+    (make_file, "is a file, not a dataset folder written by recbole-ext"),
+    (make_link, "is a link, not a dataset folder written by recbole-ext"),
+])
+def test_overwrite_replaces_only_our_own_dataset_folder(layout, change, holds, capsys):
+    change(layout / "demo")
+    before = snapshot(layout.parent)
+    assert synth.main(["--out", str(layout), "--name", "demo", "--sessions", "5", "--overwrite"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"synth: error: {str(layout / 'demo')!r} {holds}; --overwrite replaces only a folder holding nothing but "
+        "demo.inter and demo.yaml; move it away yourself")
+    assert snapshot(layout.parent) == before
+
+
+def test_output_folder_that_is_a_file_or_cannot_be_written(layout, capsys, monkeypatch):
+    before = snapshot(layout.parent)
+    file = layout.parent / "sibling.txt"
+    assert synth.main(["--out", str(file), "--sessions", "5"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"synth: error: output folder {str(file)!r} is a file; give a folder (it is created if missing)")
+    (layout.parent / "clicks.dat").write_text(RSC15)
+    assert convert.main(["rsc15", str(layout.parent / "clicks.dat"), str(file)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"convert: error: output folder {str(file)!r} is a file; give a folder (it is created if missing)")
+    (layout.parent / "clicks.dat").unlink()
+    assert synth.main(["--out", str(file / "data"), "--sessions", "5"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"synth: error: output folder {str(file / 'data')!r}: cannot write there (Not a directory)")
+
+    def read_only(**kwargs):  # the tests run as root, for whom chmod does not stop writes
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(atomic.tempfile, "mkdtemp", read_only)
+    assert synth.main(["--out", str(layout), "--name", "fresh", "--sessions", "5"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"synth: error: output folder {str(layout)!r}: cannot write there (Permission denied)")
+    assert snapshot(layout.parent) == before
+
+
+def test_failed_replacement_puts_the_old_dataset_back(layout, monkeypatch):
+    before = snapshot(layout.parent)
+    rename = os.replace
+    calls = []
+
+    def second_rename_fails(source, target):
+        calls.append((Path(source).name, Path(target).name))
+        if len(calls) == 2:  # the old folder is aside, the new one about to move in
+            raise OSError("disk error")
+        rename(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", second_rename_fails)
+    with pytest.raises(OSError, match="disk error"):
+        atomic.write_sessions([2, 2], [7, 8], [0.0, 1.0], layout, "demo", overwrite=True)
+    assert calls == [("demo", "replaced"), ("demo", "demo"), ("replaced", "demo")]
+    assert snapshot(layout.parent) == before

@@ -1,13 +1,31 @@
-"""Writing session data as RecBole atomic files plus the dataset YAML that reads them."""
+"""Writing session data as RecBole atomic files plus the dataset YAML that reads them.
 
+The dataset folder ``OUT/NAME/`` holds ``NAME.inter`` and ``NAME.yaml`` and nothing else. Rules that
+keep a typo from costing data:
+
+* ``NAME`` is one plain folder name (:data:`NAME_RULE`): no ``.``/``..``, no separators, nothing
+  hidden, so ``OUT/NAME`` is always a new entry directly inside ``OUT``;
+* an existing ``OUT/NAME`` is replaced only with ``overwrite=True`` (``--overwrite``), and only when
+  it is a dataset folder as written here: a real folder holding nothing but ``NAME.inter`` and
+  ``NAME.yaml`` (regular files). Anything else is left alone and reported;
+* nothing is removed outside a staging folder created for this write: the new dataset is written
+  there and renamed into place; the folder it replaces is first moved into the staging folder, and
+  only its two files are deleted, by name. No recursive delete.
+"""
+
+import contextlib
 import os
-import shutil
+import re
 import tempfile
 from pathlib import Path
 
 import yaml
 
+from recbole_ext.errors import DataError
+
 INTER_HEADER = "session_id:token\titem_id:token\ttimestamp:float\n"
+NAME_RULE = "one plain folder name of at most 100 letters, digits, '.', '_' or '-' that starts with a letter or digit"
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def dataset_config(data_path):
@@ -22,26 +40,100 @@ def dataset_config(data_path):
     }
 
 
-def write_sessions(sessions, items, times, out_dir, name):
+def dataset_files(name):
+    """The files of a dataset folder written by :func:`write_sessions`."""
+    return (f"{name}.inter", f"{name}.yaml")
+
+
+def check_name(name):
+    """Raise :class:`DataError` unless ``name`` is one plain path component (see :data:`NAME_RULE`)."""
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+        raise DataError(f"--name: {name!r} is not allowed; use {NAME_RULE} (e.g. rsc15)")
+
+
+def check_output(out_dir, name, overwrite=False):
+    """Check, before any work, that ``out_dir/name`` may be written; returns that path.
+
+    Raises :class:`DataError` for a bad name, an ``out_dir`` that is a file, or an existing
+    ``out_dir/name`` that is not ours to replace (or is not to be replaced: ``overwrite`` False).
+    """
+    check_name(name)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"output folder {str(out_dir)!r} is a file; give a folder (it is created if missing)")
+    final = out_dir / name
+    if os.path.lexists(final):
+        if not overwrite:
+            raise DataError(f"{str(final)!r} already exists; pass --overwrite to replace it "
+                            f"(allowed only for a dataset folder holding nothing but {name}.inter and {name}.yaml)")
+        _check_ours(final, name, final)
+    return final
+
+
+def _check_ours(folder, name, shown):
+    """Raise unless ``folder`` is a real folder holding only our dataset's regular files."""
+    files = dataset_files(name)
+    allowed = f"--overwrite replaces only a folder holding nothing but {' and '.join(files)}; move it away yourself"
+    if folder.is_symlink() or not folder.is_dir():
+        kind = "a link" if folder.is_symlink() else "a file"
+        raise DataError(f"{str(shown)!r} is {kind}, not a dataset folder written by recbole-ext; {allowed}")
+    others = sorted(entry for entry in os.listdir(folder)
+                    if entry not in files or (folder / entry).is_symlink() or not (folder / entry).is_file())
+    if others:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise DataError(f"{str(shown)!r} holds {listed}, so it is not a dataset folder written by recbole-ext; "
+                        f"{allowed}")
+
+
+def _remove_ours(folder, name):
+    """Delete our dataset's files in ``folder`` by name, then the folder if that left it empty."""
+    for file in dataset_files(name):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / file).unlink()
+    with contextlib.suppress(FileNotFoundError, OSError):
+        folder.rmdir()
+
+
+def write_sessions(sessions, items, times, out_dir, name, overwrite=False):
     """Write ``out_dir/name/name.inter`` and ``out_dir/name/name.yaml`` and return the YAML's path.
 
     ``sessions``, ``items`` and ``times`` are equal-length sequences (times in seconds). The folder
-    appears only complete: it is written under a temporary name and renamed.
+    appears only complete: it is written in a staging folder and renamed. An existing
+    ``out_dir/name`` is replaced only with ``overwrite`` and only if it is one of ours (module doc).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / name
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))
+    final = check_output(out_dir, name, overwrite)
     try:
-        with open(staging / f"{name}.inter", "w", encoding="utf-8") as f:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=out_dir))
+    except OSError as error:
+        raise DataError(f"output folder {str(out_dir)!r}: cannot write there ({error.strerror})") from error
+    new, replaced = staging / name, staging / "replaced"
+    replaced_is_ours = False  # set once the folder moved aside is checked to hold only our files
+    try:
+        new.mkdir()
+        inter_file, yaml_file = (new / file for file in dataset_files(name))
+        with open(inter_file, "w", encoding="utf-8") as f:
             f.write(INTER_HEADER)
             f.writelines(f"{s}\t{i}\t{t:.3f}\n" for s, i, t in zip(sessions, items, times))
-        with open(staging / f"{name}.yaml", "w", encoding="utf-8") as f:
+        with open(yaml_file, "w", encoding="utf-8") as f:
             yaml.safe_dump(dataset_config(out_dir), f, sort_keys=False)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        if os.path.lexists(final):
+            if not overwrite:
+                check_output(out_dir, name, overwrite)  # appeared meanwhile: the same error as before
+            os.replace(final, replaced)
+            _check_ours(replaced, name, final)  # again, now that nobody else can add to it
+            replaced_is_ours = True
+        os.replace(new, final)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        replaced_is_ours = False  # kept whole if it cannot go back
+        if os.path.lexists(replaced) and not os.path.lexists(final):
+            os.replace(replaced, final)  # the old folder goes back untouched
         raise
+    finally:
+        _remove_ours(new, name)
+        if replaced_is_ours:
+            _remove_ours(replaced, name)
+        with contextlib.suppress(OSError):
+            staging.rmdir()  # left in place if anything unexpected is inside
     return final / f"{name}.yaml"

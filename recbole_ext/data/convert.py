@@ -11,7 +11,8 @@ is skipped and counted. GRU4Rec's filters are applied in its order: sessions sho
 ``--min_session_length``, then items with fewer than ``--min_item_support`` events, then short
 sessions again. Times are written in seconds since the first event of the log (float32, which
 RecBole uses for float fields, keeps about 1 s over six months). The output folder
-``OUTPUT_DIR/NAME/`` (``NAME.inter`` and ``NAME.yaml``) appears only once complete; train with
+``OUTPUT_DIR/NAME/`` (``NAME.inter`` and ``NAME.yaml``) appears only once complete; an existing one
+is replaced only with ``--overwrite`` (and only if it holds nothing else); train with
 ``python run.py --model=DwellGRU4Rec --dataset=NAME --config_files=OUTPUT_DIR/NAME/NAME.yaml``.
 """
 
@@ -23,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recbole_ext.data.atomic import write_sessions
+from recbole_ext.data.atomic import NAME_RULE, check_output, write_sessions
+from recbole_ext.errors import DataError, RecBoleExtError
 
 
 def _rsc15(parts):
@@ -94,17 +96,18 @@ def gru4rec_filters(sessions, items, seconds, min_session_length=2, min_item_sup
 
 
 def convert(log_format, input_path, output_dir, name=None, min_session_length=2, min_item_support=5,
-            chunk_lines=1_000_000):
+            chunk_lines=1_000_000, overwrite=False):
     """Convert one log; returns (path of the dataset YAML, summary line)."""
-    name = name or log_format
+    name = log_format if name is None else name
+    check_output(output_dir, name, overwrite)  # before reading a log that may take minutes
     sessions, items, seconds, read, skipped = read_log(input_path, log_format, chunk_lines)
     sessions, items, seconds = gru4rec_filters(sessions, items, seconds, min_session_length, min_item_support)
     if len(sessions) == 0:
-        raise ValueError(
+        raise DataError(
             f"{input_path}: no events left after the filters (read {read} rows, skipped {skipped} malformed); "
             "check the format or lower --min_session_length / --min_item_support"
         )
-    config = write_sessions(sessions, items, seconds - seconds.min(), output_dir, name)
+    config = write_sessions(sessions, items, seconds - seconds.min(), output_dir, name, overwrite)
     summary = (
         f"{log_format}: read {read} rows, skipped {skipped} malformed, kept {len(sessions)} events in "
         f"{len(np.unique(sessions))} sessions over {len(np.unique(items))} items; wrote {config.parent}"
@@ -117,7 +120,9 @@ def main(argv=None):
     parser.add_argument("format", choices=sorted(FORMATS), help="log format")
     parser.add_argument("input", help="the log file")
     parser.add_argument("output_dir", help="the dataset goes to OUTPUT_DIR/NAME/")
-    parser.add_argument("--name", default=None, help="dataset name (default: the format's name)")
+    parser.add_argument("--name", default=None, help=f"dataset name, {NAME_RULE} (default: the format's name)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing OUTPUT_DIR/NAME written by this tool (NAME.inter and NAME.yaml only)")
     parser.add_argument("--min_session_length", type=int, default=2)
     parser.add_argument("--min_item_support", type=int, default=5)
     parser.add_argument("--chunk_lines", type=int, default=1_000_000, help="lines read at once")
@@ -129,8 +134,8 @@ def main(argv=None):
             parser.error(f"--{key}: {getattr(args, key)} is not allowed; use a positive integer")
     try:
         _, summary = convert(args.format, args.input, args.output_dir, args.name, args.min_session_length,
-                             args.min_item_support, args.chunk_lines)
-    except ValueError as error:
+                             args.min_item_support, args.chunk_lines, args.overwrite)
+    except RecBoleExtError as error:
         print(f"convert: error: {error}", file=sys.stderr)
         return 2
     print(summary)

@@ -25,7 +25,8 @@ import sys
 
 import numpy as np
 
-from recbole_ext.data.atomic import write_sessions
+from recbole_ext.data.atomic import NAME_RULE, check_output, write_sessions
+from recbole_ext.errors import RecBoleExtError
 
 MAX_LENGTH = 40
 
@@ -74,7 +75,9 @@ def generate(n_sessions, n_items=400, topic_size=20, noise=0.35, revisit=0.2, in
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder; the dataset goes to OUT/NAME/")
-    parser.add_argument("--name", default="synth-sessions", help="dataset name (default: synth-sessions)")
+    parser.add_argument("--name", default="synth-sessions", help=f"dataset name, {NAME_RULE} (default: synth-sessions)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing OUT/NAME written by this tool (NAME.inter and NAME.yaml only)")
     parser.add_argument("--sessions", type=int, default=3000, help="number of sessions (default: 3000)")
     parser.add_argument("--items", type=int, default=400, help="number of items (default: 400)")
     parser.add_argument("--noise", type=float, default=0.35, help="share of noise clicks (default: 0.35)")
@@ -91,9 +94,14 @@ def main(argv=None):
             parser.error(f"--{key}: {getattr(args, key)} is not allowed; use a share in [0, 1)")
     if args.noise + args.revisit >= 1:
         parser.error(f"--noise {args.noise} + --revisit {args.revisit} is not allowed; their sum must be < 1")
-    sessions, items, times = generate(args.sessions, n_items=args.items, noise=args.noise, revisit=args.revisit,
-                                      seed=args.seed)
-    config = write_sessions(sessions, items, times, args.out, args.name)
+    try:
+        check_output(args.out, args.name, args.overwrite)
+        sessions, items, times = generate(args.sessions, n_items=args.items, noise=args.noise, revisit=args.revisit,
+                                          seed=args.seed)
+        config = write_sessions(sessions, items, times, args.out, args.name, args.overwrite)
+    except RecBoleExtError as error:
+        print(f"synth: error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {len(items)} events in {args.sessions} sessions; config: {config}")
     return 0
 

@@ -1,0 +1,300 @@
+"""Checks of a dataset's atomic files before RecBole trains on them (installed on import).
+
+RecBole 1.2.1 reads ``.inter``/``.item``/``.user``/… files with pandas and repairs what it finds:
+a missing or NaN value of a float field becomes the column's mean, so an empty timestamp re-orders
+the sessions and gives dwell times of days, and repeated rows train and evaluate as if they were
+separate events. Other bad files end in a traceback that names neither the file nor the column.
+Installed hooks turn each into a :class:`~recbole_ext.errors.DataError` that names the file, the
+column and the first bad line, raised while the dataset loads, before any training:
+
+* every atomic file RecBole reads: not empty (0 bytes), bytes that decode with the ``encoding`` key
+  (default UTF-8), a header of ``name:type`` columns with a RecBole type, values of ``float``
+  columns that are numbers (or empty: RecBole fills those with the mean, except for the time);
+* the interaction file: at least one row; when ``TIME_FIELD`` is loaded — RecBole orders by it
+  (sequential datasets, ``order: TO`` splits, ``rm_dup_inter``) — it is declared ``:float`` and
+  every value is a finite number (leave the column out of ``load_col`` if times are not needed);
+* rows repeated exactly (every loaded column equal): a :class:`DataWarning` with the count, or,
+  with the ``dedup: True`` key, dropped before anything else sees them. Not checked when the file
+  has a time column that ``load_col`` leaves out: then a later click on the same item looks alike;
+* sequential datasets: at least one sequence (``USER_ID_FIELD``) of two or more events, else there
+  is nothing to train on;
+* after the split (``eval_args``): no split that the config asks for is empty — with
+  ``{'LS': 'valid_and_test'}`` a sequence needs 3 events for a test sample and 4 for a validation
+  sample, and RecBole would otherwise train and report ``None`` as the result.
+"""
+
+import codecs
+import csv
+import math
+import os
+import re
+import warnings
+
+import numpy as np
+import recbole.data.dataset.dataset as dataset_module
+from recbole.data.dataset import SequentialDataset
+from recbole.utils import FeatureSource, FeatureType
+
+from recbole_ext.errors import ConfigError, DataError
+
+TYPES = sorted(feature_type.value for feature_type in FeatureType)
+_CHUNK_BYTES = 1 << 24
+_original = {}
+
+
+class DataWarning(UserWarning):
+    """Data that trains, but probably not as meant (e.g. repeated rows)."""
+
+
+def install():
+    """Wrap RecBole's loading steps with the checks; later calls do nothing."""
+    if _original:
+        return
+    Dataset = dataset_module.Dataset
+    _original["load_feat"] = Dataset._load_feat
+    _original["load_inter_feat"] = Dataset._load_inter_feat
+    _original["data_augmentation"] = SequentialDataset.data_augmentation
+    _original["build"] = Dataset.build
+    Dataset._load_feat = _load_feat
+    Dataset._load_inter_feat = _load_inter_feat
+    SequentialDataset.data_augmentation = _data_augmentation
+    Dataset.build = _build
+
+
+class AtomicFile:
+    """One atomic file as RecBole will read it: encoding, separator, header columns and types."""
+
+    def __init__(self, path, config):
+        self.path = str(path)
+        self.encoding = config["encoding"] or "utf-8"  # pandas' default when the key is unset
+        self.separator = config["field_separator"]
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(
+                f"encoding: {self.encoding!r} is not an encoding Python knows; use e.g. 'utf-8'"
+            ) from None
+        self.columns, self.types = [], []
+        self._sniffed = None  # the separator pandas will sniff when field_separator is unset
+
+    def error(self, line, column, problem):
+        where = f"{self.path}, line {line}" + (f", column {column!r}" if column is not None else "")
+        return DataError(f"{where}: {problem}")
+
+    def read_header(self):
+        """Check that the file is not empty and that its header, as RecBole parses it, is
+        ``name:type`` columns; keep the columns and types."""
+        if os.path.getsize(self.path) == 0:
+            raise DataError(f"{self.path}: the file is empty (0 bytes); an atomic file starts with a header "
+                            "line of name:type columns, then one row per line")
+        with open(self.path, "rb") as f:
+            line = f.readline()
+        try:
+            line = line.decode(self.encoding)
+        except UnicodeDecodeError as error:
+            raise self._undecodable(1, None, line[error.start:error.end]) from None
+        head = line[:-1] if line.endswith("\n") else line  # RecBole drops the last character
+        if self.separator is None:
+            try:
+                self._sniffed = csv.Sniffer().sniff(head).delimiter
+            except csv.Error:
+                self._sniffed = None
+        for column in head.split(self.separator):
+            name, colon, declared = column.partition(":")
+            if not colon:
+                raise self.error(1, column, f"the header column has no type; write each header column as "
+                                 f"name:type with type one of {TYPES} (e.g. {column}:token for ids, "
+                                 f"{column}:float for numbers and times)")
+            if declared not in TYPES:
+                raise self.error(1, name, f"type {declared!r} is not a RecBole type; use one of {TYPES}")
+            self.columns.append(name)
+            self.types.append(declared)
+
+    def _undecodable(self, line, column, bad_bytes):
+        return self.error(line, column, f"bytes {bad_bytes!r} are not {self.encoding} (the encoding key); "
+                          f"re-encode the file as {self.encoding} or set encoding to the file's encoding")
+
+    def has_rows(self):
+        """Whether any non-blank line follows the header; checks that every byte decodes."""
+        with open(self.path, "rb") as f:
+            f.readline()  # the header, checked by read_header
+            lines_before, rows = 1, False
+            while chunk := f.read(_CHUNK_BYTES):
+                chunk += f.readline()  # whole lines only, so a multi-byte character is never cut
+                try:
+                    text = chunk.decode(self.encoding)
+                except UnicodeDecodeError as error:
+                    line_start = chunk.rfind(b"\n", 0, error.start) + 1
+                    line = lines_before + chunk.count(b"\n", 0, error.start) + 1
+                    raise self._undecodable(line, self._column_at(chunk[line_start:error.start]),
+                                            chunk[error.start:error.end]) from None
+                rows = rows or bool(text.strip())
+                lines_before += chunk.count(b"\n")
+        return rows
+
+    def _column_at(self, line_start_bytes):
+        """The column in which a line starting with these bytes continues."""
+        index = len(self.split(line_start_bytes.decode(self.encoding, errors="replace"))) - 1
+        return self.columns[index] if index < len(self.columns) else None
+
+    def split(self, text):
+        if self.separator is None:
+            return text.split(self._sniffed) if self._sniffed else text.split()
+        if len(self.separator) == 1:
+            return text.split(self.separator)
+        return re.split(self.separator, text.strip())  # pandas' python engine: a regex on the stripped line
+
+    def first_bad_row(self, float_columns, time_column):
+        """(line, column, problem) of the first row with a float column's value that is not a number
+        or a time that is missing or not finite; None if every row is fine."""
+        positions = [(self.columns.index(name), name) for name in float_columns]
+        with open(self.path, encoding=self.encoding) as f:
+            f.readline()
+            for line_number, line in enumerate(f, start=2):
+                line = line.rstrip("\r\n")
+                if not line:
+                    continue  # pandas skips blank lines
+                fields = self.split(line)
+                fields += [""] * (len(self.columns) - len(fields))  # pandas: missing trailing fields are NaN
+                for index, name in positions:
+                    value = fields[index].strip()
+                    if name == time_column and not value:
+                        return line_number, name, "the time is missing; every event needs a time (a number)"
+                    try:
+                        number = float(value) if value else math.nan
+                    except ValueError:
+                        return line_number, name, f"{value!r} is not a number"
+                    if name == time_column and not math.isfinite(number):
+                        return line_number, name, f"the time is {value!r}; every event needs a finite time"
+        return None
+
+
+def _load_feat(self, filepath, source):
+    load_col, unload_col = self._get_load_and_unload_col(source)
+    if load_col == set():
+        return _original["load_feat"](self, filepath, source)  # RecBole does not read the file
+    atomic = AtomicFile(filepath, self.config)
+    atomic.read_header()
+    has_rows = atomic.has_rows()
+    is_inter = source == FeatureSource.INTERACTION
+    if is_inter and not has_rows:
+        raise DataError(f"{atomic.path}: the file has a header but no rows; nothing to train on")
+    loaded = [name for name in atomic.columns
+              if (load_col is None or name in load_col) and (unload_col is None or name not in unload_col)]
+    time_column = self.time_field if is_inter and self.time_field in loaded else None
+    if is_inter:
+        # without its times, a session's second click on an item looks like a repeated row
+        self._time_left_out = self.time_field in atomic.columns and time_column is None
+    if time_column is not None:
+        declared = atomic.types[atomic.columns.index(time_column)]
+        if declared != FeatureType.FLOAT.value:
+            raise atomic.error(1, time_column, f"the time field (TIME_FIELD) is declared "
+                               f"'{time_column}:{declared}'; declare it '{time_column}:float' (RecBole orders "
+                               "events by it)")
+    float_columns = [name for name, declared in zip(atomic.columns, atomic.types)
+                     if declared == FeatureType.FLOAT.value and name in loaded]
+    try:
+        feat = _original["load_feat"](self, filepath, source)
+    except ValueError as error:  # pandas could not parse a row or a value
+        bad = atomic.first_bad_row(float_columns, time_column)
+        if bad is None:
+            raise
+        raise atomic.error(*bad) from error
+    if time_column is not None and feat is not None:
+        times = feat[time_column].to_numpy(dtype=np.float64)
+        if not np.isfinite(times).all():
+            bad = atomic.first_bad_row(float_columns, time_column)
+            if bad is None:
+                raise DataError(f"{atomic.path}: column {time_column!r} holds "
+                                f"{int((~np.isfinite(times)).sum())} missing or infinite times")
+            raise atomic.error(*bad)
+    return feat
+
+
+def _dedup(config):
+    value = config["dedup"]
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"dedup: {value!r} is not allowed; use True (drop repeated rows) or False")
+    return bool(value)
+
+
+def _load_inter_feat(self, token, dataset_path):
+    dedup = _dedup(self.config)
+    _original["load_inter_feat"](self, token, dataset_path)
+    feat = self.inter_feat
+    if feat is None or feat.empty or getattr(self, "_time_left_out", False):
+        return
+    if self.benchmark_filename_list is None:
+        files, sizes = [os.path.join(dataset_path, f"{token}.inter")], [len(feat)]
+    else:
+        files = [os.path.join(dataset_path, f"{token}.{name}.inter") for name in self.benchmark_filename_list]
+        sizes = self.file_size_list
+    # a row repeats only within its own file: the same event in a train and a test file is the
+    # benchmark's choice, not a copy
+    starts = np.cumsum([0, *sizes])
+    repeated = np.concatenate([feat.iloc[start:end].duplicated(keep="first").to_numpy()
+                               for start, end in zip(starts[:-1], starts[1:])])
+    if not repeated.any():
+        return
+    first = feat[repeated].iloc[0]
+    example = ", ".join(f"{name}={value}" for name, value in first.items())
+    counts = [int(repeated[start:end].sum()) for start, end in zip(starts[:-1], starts[1:])]
+    where = "; ".join(f"{path}: {count}" for path, count in zip(files, counts) if count)
+    if dedup:
+        self.inter_feat = feat[~repeated].reset_index(drop=True)
+        if self.benchmark_filename_list is not None:
+            self.file_size_list = [size - count for size, count in zip(sizes, counts)]
+        warnings.warn(f"dropped {int(repeated.sum())} rows that repeat an earlier row in every loaded column "
+                      f"({where}; e.g. {example}) because dedup is True", DataWarning, stacklevel=2)
+    else:
+        warnings.warn(f"{int(repeated.sum())} rows repeat an earlier row in every loaded column ({where}; e.g. "
+                      f"{example}); they train and evaluate as separate events. Set dedup: True to drop them",
+                      DataWarning, stacklevel=2)
+
+
+def _data_augmentation(self):
+    sequences = self.inter_feat[self.uid_field].numpy()
+    if len(sequences) == 0 or np.bincount(sequences).max() < 2:
+        path = os.path.join(self.dataset_path, f"{self.dataset_name}.inter")
+        raise DataError(
+            f"{path}: no sequence (column {self.uid_field!r}) has two or more events after loading and "
+            f"filtering ({len(np.unique(sequences))} sequences of one event), so {self.config['model']} has "
+            "nothing to train on: it predicts each event from the ones before it in its sequence"
+        )
+    return _original["data_augmentation"](self)
+
+
+SPLITS = ("training", "validation", "test")
+
+
+def _wanted_splits(split_args):
+    """Which of (train, valid, test) ``eval_args['split']`` asks for."""
+    mode, value = next(iter(split_args.items()))
+    if mode == "LS":
+        return {"valid_and_test": (True, True, True), "valid_only": (True, True, False),
+                "test_only": (True, False, True)}.get(value, (True, False, False))
+    ratios = list(value) + [0] * (3 - len(value))
+    return tuple(ratio > 0 for ratio in ratios[:3])
+
+
+def _build(self):
+    datasets = _original["build"](self)
+    if self.benchmark_filename_list is not None:
+        return datasets  # the splits are the user's files
+    split_args = self.config["eval_args"]["split"]
+    for name, wanted, dataset in zip(SPLITS, _wanted_splits(split_args), datasets):
+        if wanted and len(dataset) == 0:
+            path = os.path.join(self.dataset_path, f"{self.dataset_name}.inter")
+            if isinstance(self, SequentialDataset):
+                # after augmentation a sequence of n events is n - 1 samples
+                samples = np.bincount(self.inter_feat[self.uid_field].numpy())
+                size = f"{int((samples > 0).sum())} sequences (column {self.uid_field!r}) of at most " \
+                       f"{int(samples.max()) + 1} events"
+            else:
+                size = f"{len(self.inter_feat)} interactions"
+            raise DataError(f"{path}: the {name} split is empty (eval_args split: {split_args}, {size} after "
+                            "loading and filtering); give longer sequences or more data, or change eval_args")
+    return datasets
+
+
+
