@@ -178,3 +178,19 @@ def test_run_py_unknown_model_exits_with_one_line(tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "unknown model 'NoSuchModel'" in done.stderr
+
+
+def test_another_recbole_version_is_one_clear_error_at_import():
+    compat.check_recbole_version("1.2.1")
+    with pytest.raises(ImportError) as error:
+        compat.check_recbole_version("1.3.0")
+    assert str(error.value).startswith("recbole-ext adapts RecBole 1.2.1 only, but RecBole 1.3.0 is installed")
+    assert str(error.value).endswith("install 1.2.1 with `pip install --no-deps recbole==1.2.1`")
+
+
+def test_packaged_run_command_is_the_scripts_command(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "recbole_ext", "run", "--model=NoSuchModel"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "python -m recbole_ext run: error: unknown model 'NoSuchModel'")

@@ -14,7 +14,19 @@ from recbole_ext import hyper
 from recbole_ext.cli import EXIT_BAD_INPUT
 
 REPO = Path(__file__).resolve().parent.parent
-HYPER_FILES = {"RNNCCE": "rnncce", "DwellGRU4Rec": "dwellgru4rec", "GRU4Rec": "gru4rec", "GRU4RecF": "gru4recf"}
+
+
+def shipped_hyper_files():
+    """{model: hyper file stem} for every file in hyper/, each named after its model in lower case."""
+    models = recbole_ext.list_models() + recbole_ext.registry.recbole_sequential_models()
+    by_stem = {name.lower(): name for name in models}
+    files = {path.stem: path for path in (REPO / "hyper").glob("*.hyper")}
+    unnamed = sorted(set(files) - set(by_stem))
+    assert not unnamed, f"hyper files not named after a model: {unnamed}"
+    return {by_stem[stem]: stem for stem in files}
+
+
+HYPER_FILES = shipped_hyper_files()
 SMALL_MODEL = {"embedding_size": 8, "hidden_size": 8}
 
 
