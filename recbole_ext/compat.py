@@ -12,7 +12,7 @@ One line each — what breaks, since which version:
 * Ray 2.7 changed ``tune.report(**metrics)`` to ``tune.report(metrics)``: ``objective_function``
   raises TypeError.
 * RecBole 1.2.1 itself: an unknown model name falls through to ``exlib_recommender`` and raises
-  ``ModuleNotFoundError: lightgbm``; an unknown dataset name starts a download.
+  ``ModuleNotFoundError: lightgbm``.
 * RecBole 1.2.1 itself: ``overall.yaml`` sets a negative sampler that ``Config`` then rejects for
   every sequential model with ``loss_type: CE`` unless the user repeats ``train_neg_sample_args: ~``.
 * RecBole 1.2.1 itself: importing its SINE model (every ``recbole.model`` import does) turns on
@@ -25,16 +25,17 @@ One line each — what breaks, since which version:
   :class:`~recbole_ext.data.sequence.SequenceDataset`) says how many samples hold that many targets.
 * Plugin hook, not a fix: RecBole reads model YAMLs only from its own package; a plugin model's YAML
   is read at the same layer (after ``overall.yaml``, before dataset and quick-start YAMLs).
-
-pandas 3 (copy-on-write) breaks token_seq features in ``Dataset._remap``; it is excluded by the
-``pandas<3`` requirement rather than patched.
+* pandas 3 (copy-on-write) and RecBole's own dataset download: see the block at the end of this file.
 """
 
+import contextlib
 import copy
 import os
 import pickle
+import warnings
 
 import numpy as np
+import pandas
 import torch
 import yaml
 
@@ -69,10 +70,12 @@ def apply():
     _plugin_properties_and_ce_sampler()
     _weights_only_checkpoints()
     _ray_report()
-    _no_downloads()
     _no_anomaly_detection()
     _collector_non_tensor_data()
     _train_batches_in_targets()
+    _pandas3_remap_token_seq()
+    _pandas3_chained_fills()
+    _download_or_clear_error()
     _applied = True
 
 
@@ -289,13 +292,139 @@ def _train_batches_in_targets():
     TrainDataLoader._init_batch_size_and_step = _init_batch_size_and_step
 
 
-def _no_downloads():
-    def _download(self):
-        raise DatasetNotFoundError(
-            f"dataset {self.dataset_name!r} not found: expected atomic files in {self.dataset_path} "
-            f"(e.g. {self.dataset_name}.inter). recbole-ext never downloads; set `data_path`, "
-            "use dataset='ml-100k' (shipped with RecBole) or convert a session log with "
-            "`python -m recbole_ext.data.convert`."
-        )
+# ---- pandas 3 and RecBole's own dataset download (issue 16): begin ---------------------------------
+# pandas 2.2 warns (FutureWarning) where RecBole's dataset.py fills a column through
+# ``df[field].fillna(..., inplace=True)``; pandas 3 (copy-on-write) fills nothing there.
+_CHAINED_INPLACE_FILL = (
+    r"A value is (trying to be|being) set on a copy of a DataFrame or Series "
+    r"through chained assignment using an inplace method"
+)
 
-    dataset_module.Dataset._download = _download
+
+def _pandas3_remap_token_seq():
+    """pandas 3: ``Series.agg(len)`` is one number, so ``Dataset._remap`` cannot split token_seq ids back."""
+    from recbole.utils import FeatureType
+
+    Dataset = dataset_module.Dataset
+    recbole_remap = Dataset._remap
+
+    def _remap(self, remap_list):
+        # RecBole's own remap, each token_seq column handed over as one flat token column.
+        handed_over, flattened = [], []
+        for feat, field, ftype in remap_list:
+            if ftype != FeatureType.TOKEN_SEQ:
+                handed_over.append((feat, field, ftype))
+                continue
+            sequences = list(feat[field])
+            tokens = np.concatenate(sequences) if sequences else np.array([], dtype=str)
+            flat = pandas.DataFrame({field: tokens})
+            handed_over.append((flat, field, FeatureType.TOKEN))
+            flattened.append((feat, field, flat, np.cumsum([len(s) for s in sequences])[:-1]))
+        recbole_remap(self, handed_over)
+        for feat, field, flat, split_points in flattened:
+            feat[field] = np.split(flat[field].to_numpy(), split_points)
+
+    Dataset._remap = _remap
+
+
+def _pandas3_chained_fills():
+    """pandas 3: RecBole's chained ``fillna(inplace=True)`` fills nothing: a missing token_seq cell fails to load, missing values stay NaN."""
+    from recbole.utils import FeatureType
+
+    Dataset = dataset_module.Dataset
+    recbole_load_feat = Dataset._load_feat
+    recbole_fill_nan = Dataset._fill_nan
+
+    def _load_feat(self, filepath, source):
+        with _sequence_cells_read_as_empty(), _chained_fills_unannounced():
+            return recbole_load_feat(self, filepath, source)
+
+    def _fill_nan(self):
+        for feat_name in self.feat_name_list:
+            feat = getattr(self, feat_name)
+            for field in feat:
+                if self.field2type[field] == FeatureType.TOKEN:
+                    feat[field] = feat[field].fillna(0)
+                elif self.field2type[field] == FeatureType.FLOAT:
+                    feat[field] = feat[field].fillna(feat[field].mean())
+        with _chained_fills_unannounced():
+            recbole_fill_nan(self)  # its own fills now find nothing; it still turns missing sequences empty
+
+    Dataset._load_feat = _load_feat
+    Dataset._fill_nan = _fill_nan
+
+
+@contextlib.contextmanager
+def _chained_fills_unannounced():
+    """RecBole's chained fills, already done by assignment, without pandas' warning about them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CHAINED_INPLACE_FILL)
+        yield
+
+
+@contextlib.contextmanager
+def _sequence_cells_read_as_empty():
+    """``Dataset._load_feat`` reads atomic files with empty token_seq/float_seq cells as "" (not NaN)."""
+
+    class _PandasReadingEmptySequences:
+        def __getattr__(self, name):
+            return getattr(pandas, name)
+
+        @staticmethod
+        def read_csv(*args, **kwargs):
+            frame = pandas.read_csv(*args, **kwargs)
+            for column in frame.columns:  # still named "field:type" here
+                if str(column).rpartition(":")[2].endswith("seq"):
+                    frame[column] = frame[column].fillna("")
+            return frame
+
+    dataset_module.pd = _PandasReadingEmptySequences()
+    try:
+        yield
+    finally:
+        dataset_module.pd = pandas
+
+
+def _download_or_clear_error():
+    """RecBole downloads a missing dataset; offline, one clear error, and no single-process crash at its ``barrier()``."""
+    import http.client
+
+    Dataset = dataset_module.Dataset
+    recbole_download = Dataset._download
+
+    def _download(self):
+        if self._get_download_url("url", allow_none=True) is None:
+            raise _missing_dataset_error(self, "RecBole has no download for that name")
+        folder_was_there = os.path.exists(self.dataset_path)
+        try:
+            recbole_download(self)
+        except (OSError, http.client.HTTPException, RuntimeError) as error:
+            if isinstance(error, RuntimeError) and "Stopped downloading" not in str(error):
+                raise
+            if not folder_was_there and os.path.isdir(self.dataset_path) and not os.listdir(self.dataset_path):
+                os.rmdir(self.dataset_path)  # the empty folder RecBole made would hide the dataset next time
+            raise _missing_dataset_error(self, f"RecBole could not download it: {_network_reason(error)}") from None
+        except ValueError as error:
+            # RecBole 1.2.1 ends every download with torch.distributed.barrier(), which fails outside
+            # a process group: the files are there, and a single process has nobody to wait for.
+            if torch.distributed.is_initialized() or "process group has not been initialized" not in str(error):
+                raise
+
+    Dataset._download = _download
+
+
+def _network_reason(error):
+    reason = getattr(error, "reason", None) or error
+    return f"{type(error).__name__}: {reason}"
+
+
+def _missing_dataset_error(dataset, why):
+    name, folder = dataset.dataset_name, dataset.dataset_path
+    return DatasetNotFoundError(
+        f"dataset {name!r} not found and {why}: expected atomic files {os.path.join(folder, name)}.inter "
+        f"(and optionally .user, .item) under `data_path` {os.path.dirname(os.path.normpath(folder))!r}; "
+        "put them there, set `data_path`, or convert a session log with `python -m recbole_ext.data.convert`."
+    )
+
+
+# ---- pandas 3 and RecBole's own dataset download (issue 16): end -----------------------------------
