@@ -75,6 +75,7 @@ def apply():
     _train_batches_in_targets()
     _pandas3_remap_token_seq()
     _pandas3_chained_fills()
+    _pandas3_read_only_columns()
     _download_or_clear_error()
     _applied = True
 
@@ -383,6 +384,22 @@ def _sequence_cells_read_as_empty():
         yield
     finally:
         dataset_module.pd = pandas
+
+
+def _pandas3_read_only_columns():
+    """pandas 3: ``Series.values`` is read-only, and the tensors RecBole builds from it would share that memory (UserWarning)."""
+    Dataset = dataset_module.Dataset
+    recbole_dataframe_to_interaction = Dataset._dataframe_to_interaction
+
+    def _dataframe_to_interaction(self, data):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            interaction = recbole_dataframe_to_interaction(self, data)
+        for field, values in interaction.interaction.items():
+            interaction.interaction[field] = values.clone()  # owns its memory, whatever pandas lent
+        return interaction
+
+    Dataset._dataframe_to_interaction = _dataframe_to_interaction
 
 
 def _download_or_clear_error():

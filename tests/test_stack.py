@@ -16,7 +16,7 @@ import pandas
 import pytest
 import yaml
 from recbole.config import Config
-from recbole.data import create_dataset
+from recbole.data import create_dataset, data_preparation
 
 import recbole.utils.url
 import recbole_ext
@@ -108,11 +108,18 @@ def test_dataset_creation_warns_nothing_from_recbole(tiny_config):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         create_dataset(Config(model="GRU4RecF", dataset="ml-tiny", config_dict=token_seq_config(tiny_config)))
-        create_dataset(Config(model="RNNCCE", dataset="ml-tiny", config_dict=tiny_config))
+        rnncce = Config(model="RNNCCE", dataset="ml-tiny", config_dict=tiny_config)
+        data_preparation(rnncce, create_dataset(rnncce))
 
     from_recbole = [f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}" for w in caught
-                    if "/recbole/" in w.filename]
+                    if "/recbole/" in w.filename and not is_pandas4_inplace_notice(w)]
     assert from_recbole == []
+
+
+def is_pandas4_inplace_notice(caught):
+    """pandas 3.1's notice that ``inplace=`` goes away in pandas 4 (RecBole's inplace calls on whole
+    frames still work in pandas 3): a DeprecationWarning, not shown in a normal run."""
+    return caught.category.__name__ == "Pandas4Warning" and str(caught.message).startswith("The inplace keyword")
 
 
 class _FakeDownload(io.BytesIO):
