@@ -56,6 +56,7 @@ if [ "$UPDATE_LOCK" = 1 ]; then
         echo "# Exact versions for PANDAS=$PANDAS, the ones CI tests: used by ./install.sh as pip constraints."
         echo "# Written by \`PANDAS=$PANDAS ./install.sh --update-lock\` (or \`make lock\`) from requirements.txt's"
         echo "# open ranges plus \"$PANDAS_RANGE\"; edit requirements.txt or setup.cfg, not this file."
+        "$scratch/bin/python" -c 'import platform; print("# Resolved for Python", platform.python_version(), "on", platform.machine())'
         "$scratch/bin/python" -m pip freeze --all --exclude-editable
     } >"$LOCK.tmp"
     mv "$LOCK.tmp" "$LOCK"

@@ -21,7 +21,11 @@ unset PYTHONPATH
 step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 
 step "build a wheel from $repo"
-"$PYTHON" -m pip wheel --quiet --no-deps -w dist "$repo"
+# From a copy of the working tree (tracked and untracked files, not what git ignores): pip builds in
+# the source folder, and its build/ must not land in the checkout.
+mkdir src
+git -C "$repo" ls-files -z --cached --others --exclude-standard | (cd "$repo" && xargs -0 cp --parents -t "$scratch/src")
+"$PYTHON" -m pip wheel --quiet --no-deps -w dist ./src
 wheel=$(ls dist/recbole_ext-*.whl)
 
 step "install $(basename "$wheel") into an empty venv"

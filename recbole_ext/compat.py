@@ -303,7 +303,7 @@ _CHAINED_INPLACE_FILL = (
 
 
 def _pandas3_remap_token_seq():
-    """pandas 3: ``Series.agg(len)`` is one number, so ``Dataset._remap`` cannot split token_seq ids back."""
+    """pandas 3: ``Series.agg(len)`` is one number, so ``_remap`` cannot split token_seq ids back (2.2 warns)."""
     from recbole.utils import FeatureType
 
     Dataset = dataset_module.Dataset
@@ -329,7 +329,7 @@ def _pandas3_remap_token_seq():
 
 
 def _pandas3_chained_fills():
-    """pandas 3: RecBole's chained ``fillna(inplace=True)`` fills nothing: a missing token_seq cell fails to load, missing values stay NaN."""
+    """pandas 3: chained ``fillna(inplace=True)`` fills nothing; a missing token_seq cell fails (2.2 warns)."""
     from recbole.utils import FeatureType
 
     Dataset = dataset_module.Dataset
@@ -387,7 +387,7 @@ def _sequence_cells_read_as_empty():
 
 
 def _pandas3_read_only_columns():
-    """pandas 3: ``Series.values`` is read-only, and the tensors RecBole builds from it would share that memory (UserWarning)."""
+    """pandas 3: ``Series.values`` is read-only; tensors RecBole builds on it shared it (UserWarning)."""
     Dataset = dataset_module.Dataset
     recbole_dataframe_to_interaction = Dataset._dataframe_to_interaction
 
@@ -403,7 +403,7 @@ def _pandas3_read_only_columns():
 
 
 def _download_or_clear_error():
-    """RecBole downloads a missing dataset; offline, one clear error, and no single-process crash at its ``barrier()``."""
+    """RecBole's own download; offline one clear error; no single-process crash at its ``barrier()``."""
     import http.client
 
     Dataset = dataset_module.Dataset
