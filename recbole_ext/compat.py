@@ -25,7 +25,8 @@ One line each — what breaks, since which version:
   :class:`~recbole_ext.data.sequence.SequenceDataset`) says how many samples hold that many targets.
 * Plugin hook, not a fix: RecBole reads model YAMLs only from its own package; a plugin model's YAML
   is read at the same layer (after ``overall.yaml``, before dataset and quick-start YAMLs).
-* pandas 3 (copy-on-write) and RecBole's own dataset download: see the block at the end of this file.
+* pandas 3 (copy-on-write), torch 2.4's ``torch.cuda.amp`` deprecation and RecBole's own dataset
+  download: see the block at the end of this file.
 """
 
 import contextlib
@@ -77,6 +78,7 @@ def apply():
     _pandas3_chained_fills()
     _pandas3_read_only_columns()
     _download_or_clear_error()
+    _torch_amp_without_deprecation()
     _applied = True
 
 
@@ -293,7 +295,7 @@ def _train_batches_in_targets():
     TrainDataLoader._init_batch_size_and_step = _init_batch_size_and_step
 
 
-# ---- pandas 3 and RecBole's own dataset download (issue 16): begin ---------------------------------
+# ---- pandas 3, torch.amp and RecBole's own dataset download (issue 16): begin ---------------------
 # pandas 2.2 warns (FutureWarning) where RecBole's dataset.py fills a column through
 # ``df[field].fillna(..., inplace=True)``; pandas 3 (copy-on-write) fills nothing there.
 _CHAINED_INPLACE_FILL = (
@@ -444,4 +446,15 @@ def _missing_dataset_error(dataset, why):
     )
 
 
-# ---- pandas 3 and RecBole's own dataset download (issue 16): end -----------------------------------
+
+def _torch_amp_without_deprecation():
+    """torch 2.4 deprecated ``torch.cuda.amp.GradScaler``: every RecBole training run warned (FutureWarning)."""
+    import functools
+    import types
+
+    trainer_module.amp = types.SimpleNamespace(  # RecBole's trainer.py reads ``amp`` = torch.cuda.amp
+        GradScaler=functools.partial(torch.amp.GradScaler, "cuda"),
+        autocast=functools.partial(torch.amp.autocast, "cuda"),
+    )
+
+# ---- pandas 3, torch.amp and RecBole's own dataset download (issue 16): end -----------------------

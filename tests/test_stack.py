@@ -122,6 +122,16 @@ def is_pandas4_inplace_notice(caught):
     return caught.category.__name__ == "Pandas4Warning" and str(caught.message).startswith("The inplace keyword")
 
 
+
+def test_training_run_prints_no_future_warning_from_recbole(tiny_config):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quick_test(tiny_config, model="RNNCCE")
+
+    future = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught
+              if "/recbole/" in w.filename and issubclass(w.category, FutureWarning)]
+    assert future == []
+
 class _FakeDownload(io.BytesIO):
     """What ``urllib.request.urlopen`` returns, as far as RecBole's download reads it."""
 
