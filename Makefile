@@ -1,15 +1,32 @@
-VENV ?= .venv
-PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Two environments from one install script (./install.sh), each at the exact versions of its lock:
+# .venv (pandas 2, requirements-lock-pandas2.txt) and .venv-pandas3 (requirements-lock-pandas3.txt).
+PANDAS2_VENV := .venv
+PANDAS3_VENV := .venv-pandas3
+INSTALL_INPUTS := install.sh requirements.txt setup.cfg pyproject.toml
 
-.PHONY: install demo test
-install: $(STAMP)
+.PHONY: install install-pandas3 demo test test-pandas2 test-pandas3 lock
+install: $(PANDAS2_VENV)/.installed
+install-pandas3: $(PANDAS3_VENV)/.installed
 
-$(STAMP): install.sh requirements.txt setup.cfg pyproject.toml
-	./install.sh
+$(PANDAS2_VENV)/.installed: $(INSTALL_INPUTS) requirements-lock-pandas2.txt
+	PANDAS=2 VENV=$(PANDAS2_VENV) ./install.sh
 
-demo: $(STAMP)
-	$(PY) run.py --model=RNNCCE --dataset=ml-100k
+$(PANDAS3_VENV)/.installed: $(INSTALL_INPUTS) requirements-lock-pandas3.txt
+	PANDAS=3 VENV=$(PANDAS3_VENV) ./install.sh
 
-test: $(STAMP)
-	$(PY) -m pytest
+demo: $(PANDAS2_VENV)/.installed
+	$(PANDAS2_VENV)/bin/python run.py --model=RNNCCE --dataset=ml-100k
+
+# What CI runs (.ci/run): the suite under pandas 2, then under pandas 3.
+test: test-pandas2 test-pandas3
+
+test-pandas2: $(PANDAS2_VENV)/.installed
+	$(PANDAS2_VENV)/bin/python -m pytest
+
+test-pandas3: $(PANDAS3_VENV)/.installed
+	$(PANDAS3_VENV)/bin/python -m pytest
+
+# Re-resolve requirements.txt's open ranges and rewrite both locks (then run `make test`).
+lock:
+	PANDAS=2 VENV=$(PANDAS2_VENV) ./install.sh --update-lock
+	PANDAS=3 VENV=$(PANDAS3_VENV) ./install.sh --update-lock

@@ -25,23 +25,24 @@ One line each — what breaks, since which version:
 * RecBole 1.2.1 itself: ``Collector.get_data_struct`` calls ``.cpu()`` on every collected value, but
   ``data.num_items`` is an int and ``data.count_items`` a Counter: ItemCoverage, AveragePopularity,
   TailPercentage (and any metric reading them) raise AttributeError.
+* pandas 3 (copy-on-write), torch 2.4's ``torch.cuda.amp`` deprecation and RecBole's own dataset
+  download: see the block at the end of this file.
 * numpy 2 prints scalars as ``np.float64(0.0531)``: RecBole's result dicts, and the log lines that
   print them, read that way; the evaluator returns plain floats instead.
 
 Plugin hooks live with what they serve: the YAML layers in :mod:`recbole_ext.registry`, the config
 checks in :mod:`recbole_ext.keys`, batches counted in targets in :mod:`recbole_ext.data.sequence`.
-
-pandas 3 (copy-on-write) breaks token_seq features in ``Dataset._remap``; it is excluded by the
-``pandas<3`` requirement rather than patched.
 """
 
 import contextlib
 import copy
 import os
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
+import pandas
 import torch
 import yaml
 
@@ -91,10 +92,14 @@ def apply():
     _ce_without_sampler()
     _weights_only_checkpoints()
     _ray_report()
-    _no_downloads()
     _no_anomaly_detection()
     _collector_non_tensor_data()
     _plain_float_results()
+    _pandas3_remap_token_seq()
+    _pandas3_chained_fills()
+    _pandas3_read_only_columns()
+    _download_or_clear_error()
+    _torch_amp_without_deprecation()
     _applied = True
 
 
@@ -338,13 +343,165 @@ def _plain_float_results():
     Evaluator.evaluate = evaluate
 
 
-def _no_downloads():
-    def _download(self):
-        raise DatasetNotFoundError(
-            f"dataset {self.dataset_name!r} not found: expected atomic files in {self.dataset_path} "
-            f"(e.g. {self.dataset_name}.inter). recbole-ext never downloads; set `data_path`, "
-            "use dataset='ml-100k' (shipped with RecBole) or convert a session log with "
-            "`python -m recbole_ext.data.convert`."
-        )
+# ---- pandas 3, torch.amp and RecBole's own dataset download --------------------------------------
+# pandas 2.2 warns (FutureWarning) where RecBole's dataset.py fills a column through
+# ``df[field].fillna(..., inplace=True)``; pandas 3 (copy-on-write) fills nothing there.
+_CHAINED_INPLACE_FILL = (
+    r"A value is (trying to be|being) set on a copy of a DataFrame or Series "
+    r"through chained assignment using an inplace method"
+)
 
-    dataset_module.Dataset._download = _download
+
+def _pandas3_remap_token_seq():
+    """pandas 3: ``Series.agg(len)`` is one number, so ``_remap`` cannot split token_seq ids back (2.2 warns)."""
+    from recbole.utils import FeatureType
+
+    Dataset = dataset_module.Dataset
+    recbole_remap = Dataset._remap
+
+    def _remap(self, remap_list):
+        # RecBole's own remap, each token_seq column handed over as one flat token column.
+        handed_over, flattened = [], []
+        for feat, field, ftype in remap_list:
+            if ftype != FeatureType.TOKEN_SEQ:
+                handed_over.append((feat, field, ftype))
+                continue
+            sequences = list(feat[field])
+            tokens = np.concatenate(sequences) if sequences else np.array([], dtype=str)
+            flat = pandas.DataFrame({field: tokens})
+            handed_over.append((flat, field, FeatureType.TOKEN))
+            flattened.append((feat, field, flat, np.cumsum([len(s) for s in sequences])[:-1]))
+        recbole_remap(self, handed_over)
+        for feat, field, flat, split_points in flattened:
+            feat[field] = np.split(flat[field].to_numpy(), split_points)
+
+    Dataset._remap = _remap
+
+
+def _pandas3_chained_fills():
+    """pandas 3: chained ``fillna(inplace=True)`` fills nothing; a missing token_seq cell fails (2.2 warns)."""
+    from recbole.utils import FeatureType
+
+    Dataset = dataset_module.Dataset
+    recbole_load_feat = Dataset._load_feat
+    recbole_fill_nan = Dataset._fill_nan
+
+    def _load_feat(self, filepath, source):
+        with _sequence_cells_read_as_empty(), _chained_fills_unannounced():
+            return recbole_load_feat(self, filepath, source)
+
+    def _fill_nan(self):
+        for feat_name in self.feat_name_list:
+            feat = getattr(self, feat_name)
+            for field in feat:
+                if self.field2type[field] == FeatureType.TOKEN:
+                    feat[field] = feat[field].fillna(0)
+                elif self.field2type[field] == FeatureType.FLOAT:
+                    feat[field] = feat[field].fillna(feat[field].mean())
+        with _chained_fills_unannounced():
+            recbole_fill_nan(self)  # its own fills now find nothing; it still turns missing sequences empty
+
+    Dataset._load_feat = _load_feat
+    Dataset._fill_nan = _fill_nan
+
+
+@contextlib.contextmanager
+def _chained_fills_unannounced():
+    """RecBole's chained fills, already done by assignment, without pandas' warning about them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CHAINED_INPLACE_FILL)
+        yield
+
+
+@contextlib.contextmanager
+def _sequence_cells_read_as_empty():
+    """``Dataset._load_feat`` reads atomic files with empty token_seq/float_seq cells as "" (not NaN)."""
+
+    class _PandasReadingEmptySequences:
+        def __getattr__(self, name):
+            return getattr(pandas, name)
+
+        @staticmethod
+        def read_csv(*args, **kwargs):
+            frame = pandas.read_csv(*args, **kwargs)
+            for column in frame.columns:  # still named "field:type" here
+                if str(column).rpartition(":")[2].endswith("seq"):
+                    frame[column] = frame[column].fillna("")
+            return frame
+
+    dataset_module.pd = _PandasReadingEmptySequences()
+    try:
+        yield
+    finally:
+        dataset_module.pd = pandas
+
+
+def _pandas3_read_only_columns():
+    """pandas 3: ``Series.values`` is read-only; tensors RecBole builds on it shared it (UserWarning)."""
+    Dataset = dataset_module.Dataset
+    recbole_dataframe_to_interaction = Dataset._dataframe_to_interaction
+
+    def _dataframe_to_interaction(self, data):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            interaction = recbole_dataframe_to_interaction(self, data)
+        for field, values in interaction.interaction.items():
+            interaction.interaction[field] = values.clone()  # owns its memory, whatever pandas lent
+        return interaction
+
+    Dataset._dataframe_to_interaction = _dataframe_to_interaction
+
+
+def _download_or_clear_error():
+    """RecBole's own download; offline one clear error; no single-process crash at its ``barrier()``."""
+    import http.client
+
+    Dataset = dataset_module.Dataset
+    recbole_download = Dataset._download
+
+    def _download(self):
+        if self._get_download_url("url", allow_none=True) is None:
+            raise _missing_dataset_error(self, "RecBole has no download for that name")
+        folder_was_there = os.path.exists(self.dataset_path)
+        try:
+            recbole_download(self)
+        except (OSError, http.client.HTTPException, RuntimeError) as error:
+            if isinstance(error, RuntimeError) and "Stopped downloading" not in str(error):
+                raise
+            if not folder_was_there and os.path.isdir(self.dataset_path) and not os.listdir(self.dataset_path):
+                os.rmdir(self.dataset_path)  # the empty folder RecBole made would hide the dataset next time
+            raise _missing_dataset_error(self, f"RecBole could not download it: {_network_reason(error)}") from None
+        except ValueError as error:
+            # RecBole 1.2.1 ends every download with torch.distributed.barrier(), which fails outside
+            # a process group: the files are there, and a single process has nobody to wait for.
+            if torch.distributed.is_initialized() or "process group has not been initialized" not in str(error):
+                raise
+
+    Dataset._download = _download
+
+
+def _network_reason(error):
+    reason = getattr(error, "reason", None) or error
+    return f"{type(error).__name__}: {reason}"
+
+
+def _missing_dataset_error(dataset, why):
+    name, folder = dataset.dataset_name, dataset.dataset_path
+    return DatasetNotFoundError(
+        f"dataset {name!r} not found and {why}: expected atomic files {os.path.join(folder, name)}.inter "
+        f"(and optionally .user, .item) under `data_path` {os.path.dirname(os.path.normpath(folder))!r}; "
+        "put them there, set `data_path`, or convert a session log with `python -m recbole_ext.data.convert`."
+    )
+
+
+
+def _torch_amp_without_deprecation():
+    """torch 2.4 deprecated ``torch.cuda.amp.GradScaler``: every RecBole training run warned (FutureWarning)."""
+    import functools
+    import types
+
+    trainer_module.amp = types.SimpleNamespace(  # RecBole's trainer.py reads ``amp`` = torch.cuda.amp
+        GradScaler=functools.partial(torch.amp.GradScaler, "cuda"),
+        autocast=functools.partial(torch.amp.autocast, "cuda"),
+    )
+

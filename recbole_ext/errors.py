@@ -18,7 +18,7 @@ class CheckpointError(RecBoleExtError):
 
 
 class DatasetNotFoundError(RecBoleExtError):
-    """A dataset whose atomic files are not on disk (recbole-ext never downloads)."""
+    """A dataset whose atomic files are not on disk and that RecBole could not download."""
 
 
 class ModelContractError(RecBoleExtError):

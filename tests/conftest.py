@@ -5,11 +5,13 @@ checkpoints never land in the repository.
 """
 
 import os
+import types
 from pathlib import Path
 
 import pytest
 import torch
 
+import recbole.utils.url
 import recbole_ext  # noqa: F401  (adapts RecBole and registers the plugin models)
 from recbole.quick_start import run_recbole
 
@@ -45,6 +47,12 @@ def _in_tmp_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # RecBole's Config reads --key=value from sys.argv: pytest's own flags must not reach it.
     monkeypatch.setattr("sys.argv", ["pytest"])
+    # Tests never touch the network: RecBole's dataset download opens its URLs through this module.
+    monkeypatch.setattr(recbole.utils.url, "ur", types.SimpleNamespace(urlopen=_refuse_network))
+
+
+def _refuse_network(url, *args, **kwargs):
+    raise AssertionError(f"a test tried to download {url}")
 
 
 @pytest.fixture

@@ -133,9 +133,9 @@ def test_ce_model_keeps_an_explicit_user_sampler_error(tiny_config):
         Config(model="GRU4Rec", dataset="ml-tiny", config_dict={**tiny_config, "train_neg_sample_args": sampler})
 
 
-def test_missing_dataset_is_an_error_not_a_download(tiny_config, tmp_path):
+def test_missing_dataset_recbole_cannot_download_is_a_clear_error(tiny_config, tmp_path):
     config = {**tiny_config, "data_path": str(tmp_path / "nothing")}
-    with pytest.raises(recbole_ext.DatasetNotFoundError, match="'ml-missing' not found.*never downloads"):
+    with pytest.raises(recbole_ext.DatasetNotFoundError, match="'ml-missing' not found and RecBole has no download"):
         quick_test(config, model="GRU4Rec", dataset="ml-missing")
 
 
