@@ -11,6 +11,7 @@ import sys
 
 import recbole_ext
 from recbole.quick_start import run
+from recbole_ext import rating
 from recbole.utils import dict2str
 
 
@@ -35,6 +36,12 @@ def main(argv=None):
         for path in config_files or []:
             if not os.path.isfile(path):
                 raise recbole_ext.ConfigError(f"--config_files: {path!r} is not a file")
+        # --- ratings (issue 14): --folds=K (K >= 2) cross-validates a rating model ---
+        folds = rating.folds_argument(sys.argv[1:] if argv is None else argv)
+        if folds > 1:
+            print(rating.format_summary(rating.cross_validate(args.model, args.dataset, folds, config_files)))
+            return 0
+        # --- end ratings ---
         result = run(
             args.model,
             args.dataset,
