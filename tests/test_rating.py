@@ -236,3 +236,24 @@ def test_folds_flag_and_cross_validation_of_other_models_are_refused():
         cross_validate("RNNCCE", "ml-100k", folds=5)
     assert str(error.value) == ("folds: cross-validation is for the rating models (RatingMF, RatingNNMF, "
                                 "RatingMLP), not 'RNNCCE'")
+
+
+def test_tutorial_split_80_20_trains_fixed_epochs_and_tests_a_fifth(tiny_config):
+    tutorial = {"split": {"RS": [0.8, 0.0, 0.2]}, "group_by": "none", "order": "RO", "mode": "labeled"}
+    config = Config(model="RatingMF", dataset="ml-tiny", config_dict={**tiny_config, "eval_args": tutorial})
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    assert abs(len(train._dataset) - 0.8 * len(dataset)) <= 1 and len(valid._dataset) == 0
+    assert len(test._dataset) == len(dataset) - len(train._dataset)
+    result = quick_test(tiny_config, model="RatingMF", eval_args=tutorial)
+    assert result["best_valid_result"] is None and set(result["test_result"]) == {"rmse", "mae"}
+
+
+def test_nnmf_checkpoint_reloads_weights_only(tiny_config, tmp_path):
+    quick_test(tiny_config, model="RatingNNMF")
+    checkpoint = next((tmp_path / "saved").glob("RatingNNMF-*.pth"))
+    _, model, _, _, _, test_data = recbole_ext.load_data_and_model(str(checkpoint))
+    saved = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert torch.equal(model.state_dict()["user_embedding.parametrizations.weight.original"],
+                       saved["user_embedding.parametrizations.weight.original"])
+    assert model.item_embedding.weight.min() >= 0 and len(test_data._dataset) > 0
