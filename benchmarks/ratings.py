@@ -149,16 +149,30 @@ def write_tuned_config(args):
     print(target.read_text(encoding="utf-8"))
 
 
+ORDER = ("surprise-BaselineOnly", "surprise-SVD", "surprise-SVDpp", "surprise-NMF", "RatingMF", "RatingMF-tuned",
+         "RatingNNMF", "RatingNNMF-tuned", "RatingMLP", "RatingMLP-tuned")
+
+
 def write_table(args):
-    lines = ["| model | RMSE | MAE | rounded MAE | fit s / fold |", "|---|---|---|---|---|"]
-    for path in sorted(Path(args.out).glob("*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
+    """table.md: mean ± std over folds (ddof=0) per run, then each fold's RMSE side by side."""
+    paths = {path.stem: path for path in Path(args.out).glob("*.json")}
+    records = [json.loads(paths[stem].read_text(encoding="utf-8"))
+               for stem in sorted(paths, key=lambda stem: (ORDER.index(stem) if stem in ORDER else len(ORDER), stem))]
+    lines = ["| model | RMSE | MAE | rounded MAE | fit s / fold | epochs |", "|---|---|---|---|---|---|"]
+    for record in records:
         cells = []
         for column in COLUMNS:
             values = np.array([f[column] for f in record["folds"]])
             digits = 1 if column == "fit_seconds" else 4
             cells.append(f"{values.mean():.{digits}f} ± {values.std():.{digits}f}")
+        epochs = sorted({f["epochs"] for f in record["folds"] if "epochs" in f})
+        cells.append("–" if not epochs else str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}")
         lines.append(f"| {record['name']} | " + " | ".join(cells) + " |")
+    n_folds = len(records[0]["folds"])
+    lines += ["", "| RMSE per fold | " + " | ".join(f"fold {k}" for k in range(n_folds)) + " |",
+              "|---|" + "---|" * n_folds]
+    for record in records:
+        lines.append(f"| {record['name']} | " + " | ".join(f"{f['rmse']:.4f}" for f in record["folds"]) + " |")
     target = Path(args.out) / "table.md"
     target.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
