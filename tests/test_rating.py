@@ -257,3 +257,21 @@ def test_nnmf_checkpoint_reloads_weights_only(tiny_config, tmp_path):
     assert torch.equal(model.state_dict()["user_embedding.parametrizations.weight.original"],
                        saved["user_embedding.parametrizations.weight.original"])
     assert model.item_embedding.weight.min() >= 0 and len(test_data._dataset) > 0
+
+
+def test_run_py_folds_prints_each_fold_and_mean_std(tiny_data_path, tmp_path, monkeypatch, capsys):
+    import run
+
+    (tmp_path / "tiny.yaml").write_text("load_col:\n  inter: [user_id, item_id, rating]\n")
+    args = ["--model=RatingMF", "--dataset=ml-tiny", f"--data_path={tiny_data_path}", "--config_files=tiny.yaml",
+            "--folds=2", "--epochs=1", "--show_progress=False", "--state=ERROR"]
+    monkeypatch.setattr("sys.argv", ["run.py", *args])  # RecBole's Config reads --key=value from sys.argv
+    assert run.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "fold 0", "fold 1", "rmse", "mae", "rounded_rmse", "rounded_mae", "fit_seconds"]
+    assert " ± " in lines[2]
+    monkeypatch.setattr("sys.argv", ["run.py", "--model=RNNCCE", "--folds=5"])
+    assert run.main(["--model=RNNCCE", "--folds=5"]) == 2
+    assert capsys.readouterr().err == ("run.py: error: folds: cross-validation is for the rating models "
+                                       "(RatingMF, RatingNNMF, RatingMLP), not 'RNNCCE'\n")
