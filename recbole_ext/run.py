@@ -3,7 +3,8 @@
     python -m recbole_ext run --model=RNNCCE --dataset=ml-100k [--config_files="a.yaml b.yaml"] [--key=value ...]
 
 The command takes the flags of RecBole's ``run_recbole.py``; any other ``--key=value`` overrides a
-config key (read as a literal, never evaluated). It trains through RecBole's own ``run`` (so
+config key (read as a literal, never evaluated). ``--folds=K`` (K >= 2) cross-validates a rating model
+(:func:`recbole_ext.rating.cross_validate`) and prints each fold and mean ± std. It trains through RecBole's own ``run`` (so
 ``--nproc`` works as in RecBole). :func:`train_and_test` is the same run for searches and benchmarks,
 which also need each epoch's full valid result and wall time (RecBole's ``Trainer.fit`` callback does
 not pass them on).
@@ -122,6 +123,8 @@ def main(argv=None, prog="run"):
             raise RecBoleExtError(f"--nproc: {args.nproc} is not allowed; use an integer >= 1")
         overrides = cli.config_overrides(extra)
         config_files = cli.config_files(args.config_files)
+        if overrides.get("folds", 1) != 1:
+            return _cross_validate(args, overrides, config_files, prog)
         with cli.without_command_line(), cli.one_line_warnings(prog), cli.console_log_held_until_training():
             result = run(
                 args.model, args.dataset, config_file_list=config_files, config_dict=overrides,
@@ -133,4 +136,14 @@ def main(argv=None, prog="run"):
     if result is not None:
         print(f"best valid: {dict2str(result['best_valid_result'])}")
         print(f"test result: {dict2str(result['test_result'])}")
+    return 0
+
+
+def _cross_validate(args, overrides, config_files, prog):
+    from recbole_ext import cli, rating
+
+    folds = overrides.pop("folds")
+    with cli.without_command_line(), cli.one_line_warnings(prog):
+        summary = rating.cross_validate(args.model, args.dataset, folds, config_files, overrides)
+    print(rating.format_summary(summary))
     return 0
