@@ -10,7 +10,7 @@ from recbole.trainer import Trainer
 
 import recbole_ext
 from recbole_ext.data.rating import fold_assignment
-from recbole_ext.model.rating import RatingMF, RatingMLP, RatingNNMF
+from recbole_ext.model.rating import RatingMF, RatingNNMF
 from recbole_ext.rating import cross_validate
 from tests.conftest import quick_test
 
