@@ -18,6 +18,7 @@ from recbole_ext import model  # noqa: E402,F401  (registers the plugin models)
 from recbole_ext.metrics import register_metrics  # noqa: E402
 
 register_metrics()
+from recbole_ext import protocols  # noqa: E402,F401  (eval_protocol: user_split, session_split)
 from recbole_ext.errors import (  # noqa: E402
     CheckpointError,
     ConfigError,

@@ -1,0 +1,10 @@
+"""Evaluation protocols beside RecBole's leave-one-out, chosen by the config key ``eval_protocol``:
+``user_split`` (Devooght & Bersini's held-out users) and ``session_split`` (GRU4Rec's held-out
+sessions by time). Importing this package installs the RecBole hooks (docs/protocols.md)."""
+
+from recbole_ext.protocols.evaluation import install
+from recbole_ext.protocols.settings import PROTOCOLS, read_settings
+
+install()
+
+__all__ = ["PROTOCOLS", "install", "read_settings"]
