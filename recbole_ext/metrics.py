@@ -36,7 +36,8 @@ class SPS(AbstractMetric):
     """1 for a row whose next item is in its top k."""
 
     metric_type = EvaluatorType.RANKING
-    metric_need = [NEXT_ITEM_HITS]
+    # rec.items marks it a top-k metric for whoever reads metric_information (benchmark.py's names)
+    metric_need = ["rec.items", NEXT_ITEM_HITS]
 
     def __init__(self, config):
         super().__init__(config)
