@@ -295,3 +295,22 @@ def test_run_recbole_session_split(tmp_path):
         "hidden_size": 16})
     assert set(result["test_result"]) == {"recall@20", "mrr@20"}
     assert 0 < result["test_result"]["mrr@20"] <= result["test_result"]["recall@20"]
+
+
+@pytest.mark.parametrize("model,options", [
+    ("GRU4Rec", {}), ("NARM", {}), ("SASRec", {"n_layers": 1, "n_heads": 1}), ("RNNCCE", {"train_mode": "prefix"}),
+])
+def test_models_train_and_test_under_user_split(tiny_config, model, options):
+    result = run_recbole(model=model, dataset="ml-tiny", config_dict={
+        **tiny_config, "eval_protocol": "user_split", "metrics": ["SPS", "Recall", "UserCoverage"], "topk": [10],
+        "valid_metric": "Recall@10", "embedding_size": 16, "hidden_size": 16, **options})
+    test = result["test_result"]
+    cases = 6  # ⌊0.1 · 60⌋ test users, one case each: SPS and UserCoverage are multiples of 1/6
+    for metric in ("sps@10", "usercoverage@10"):
+        assert test[metric] * cases == pytest.approx(round(test[metric] * cases), abs=1e-3)
+    assert test["usercoverage@10"] >= max(test["sps@10"], test["recall@10"])
+
+
+def test_general_models_refuse_held_out_protocols(tiny_config):
+    with pytest.raises(ConfigError, match="^eval_protocol: 'user_split' needs a sequential model; BPR is not one"):
+        run_recbole(model="BPR", dataset="ml-tiny", config_dict={**tiny_config, "eval_protocol": "user_split"})
