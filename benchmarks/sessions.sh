@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Session benchmark under session_split (issue 13 point 7): benchmarks/sessions.sh DATA OUT SEEDS
-#   DATA: folder for the generated log (25,300 sessions, seed 0); SEEDS: e.g. 2020
+#   DATA: folder for the generated log (25,300 sessions, seed 0); SEEDS: benchmark.py's --seeds
+#   (a count from 2020, or a comma-separated list)
 set -euo pipefail
-DATA=$1; OUT=$2; SEEDS=${3:-2020}
+DATA=$1; OUT=$2; SEEDS=${3:-1}
 [ -f "$DATA/synth-200k/synth-200k.inter" ] || python -m recbole_ext.data.synth --out "$DATA" --name synth-200k --sessions 25300 --seed 0
 MODELS=none-CE=DwellGRU4Rec:dwell_mode=none,boost-CE=DwellGRU4Rec:dwell_mode=boost,feature-CE=DwellGRU4Rec:dwell_mode=feature,both-CE=DwellGRU4Rec:dwell_mode=both
 MODELS=$MODELS,feature-XE=DwellGRU4Rec:dwell_mode=feature:loss_type=XE-sampled,feature-BPRmax=DwellGRU4Rec:dwell_mode=feature:loss_type=BPR-max,feature-TOP1max=DwellGRU4Rec:dwell_mode=feature:loss_type=TOP1-max
