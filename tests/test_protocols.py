@@ -298,12 +298,14 @@ def test_run_recbole_session_split(tmp_path):
 
 
 @pytest.mark.parametrize("model,options", [
-    ("GRU4Rec", {}), ("NARM", {}), ("SASRec", {"n_layers": 1, "n_heads": 1}), ("RNNCCE", {"train_mode": "prefix"}),
+    ("GRU4Rec", {}), ("NARM", {}), ("SASRec", {"n_layers": 1, "n_heads": 1, "inner_size": 16}),
+    ("RNNCCE", {"train_mode": "prefix"}),
 ])
 def test_models_train_and_test_under_user_split(tiny_config, model, options):
     result = run_recbole(model=model, dataset="ml-tiny", config_dict={
         **tiny_config, "eval_protocol": "user_split", "metrics": ["SPS", "Recall", "UserCoverage"], "topk": [10],
-        "valid_metric": "Recall@10", "embedding_size": 16, "hidden_size": 16, **options})
+        "valid_metric": "Recall@10", "embedding_size": 16, "hidden_size": 16, "MAX_ITEM_LIST_LENGTH": 20,
+        **options})
     test = result["test_result"]
     cases = 6  # ⌊0.1 · 60⌋ test users, one case each: SPS and UserCoverage are multiples of 1/6
     for metric in ("sps@10", "usercoverage@10"):
