@@ -5,38 +5,56 @@ After ``import recbole_ext`` they can be named in ``metrics`` like RecBole's own
 full-ranking evaluation each evaluated row is one user's case (leave-one-out: its next item), R the
 top-k list and G the row's positive items:
 
-* ``SPS@k`` (short-term prediction success): share of rows whose next item is in R. With one
-  positive per row (leave-one-out) it equals ``Hit@k``; with several it counts any positive.
-* ``UserCoverage@k``: share of users with at least one hit (RecBole groups a user's cases into one
-  row, so it equals ``SPS@k`` under leave-one-out).
+* ``SPS@k`` (short-term prediction success): share of rows whose next item G₁ (the row's own
+  target, ``item_id``) is in R. With one positive per row (leave-one-out) it equals ``Hit@k``; under
+  ``eval_protocol: user_split`` G₁ is the first goal item, while other goal items do not count.
+  (Rows without an item id — general models — count any positive.)
+* ``UserCoverage@k``: share of rows with at least one positive in R (equal to ``SPS@k`` when each
+  row has one positive, as under leave-one-out).
 * ``CorrectItemCoverage@k``: number of distinct items recommended correctly at least once (the
   seed's ``item_coverage``; RecBole's ``ItemCoverage`` is the catalogue share of recommended items).
 * ``BlockbusterShare@k``: share of hits that are among the ⌊n_items/100⌋ most popular training
   items (ties broken by item id); lower is better. 0 when there is no hit.
+
+A row may carry its goal's length in ``goal_length`` (``user_split``): RecBole's Recall and NDCG then
+divide by |G| counting repeated goal items, as the seed's evaluation does (hits count distinct items).
 """
 
 import numpy as np
+import torch
 from recbole.evaluator import register
 from recbole.evaluator.base_metric import AbstractMetric, TopkMetric
 from recbole.utils import EvaluatorType
 
 
-class _AnyHitAtK(TopkMetric):
-    """1 for a row with a positive item in its top k."""
+GOAL_LENGTH_FIELD = "goal_length"
+# [rows, k]: 1 where the row's next item (its target) sits in its top k; filled by the collector hook
+NEXT_ITEM_HITS = "rec.next"
 
-    name = None
+
+class SPS(AbstractMetric):
+    """1 for a row whose next item is in its top k."""
+
+    metric_type = EvaluatorType.RANKING
+    # rec.items marks it a top-k metric for whoever reads metric_information (benchmark.py's names)
+    metric_need = ["rec.items", NEXT_ITEM_HITS]
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.topk = config["topk"]
+
+    def calculate_metric(self, dataobject):
+        hits = dataobject.get(NEXT_ITEM_HITS).numpy()
+        found = np.cumsum(hits, axis=1) > 0
+        return {f"sps@{k}": round(float(found[:, k - 1].mean()), self.decimal_place) for k in self.topk}
+
+
+class UserCoverage(TopkMetric):
+    """1 for a row with a positive item in its top k."""
 
     def calculate_metric(self, dataobject):
         pos_index, _ = self.used_info(dataobject)
-        return self.topk_result(self.name, (np.cumsum(pos_index, axis=1) > 0).astype(float))
-
-
-class SPS(_AnyHitAtK):
-    name = "sps"
-
-
-class UserCoverage(_AnyHitAtK):
-    name = "usercoverage"
+        return self.topk_result("usercoverage", (np.cumsum(pos_index, axis=1) > 0).astype(float))
 
 
 class _HitItemsMetric(AbstractMetric):
@@ -100,3 +118,45 @@ def register_metrics():
         register.metric_types[name] = metric.metric_type
         if metric.smaller and name not in register.smaller_metrics:
             register.smaller_metrics.append(name)
+    _collect_next_item_hits_and_goal_lengths()
+
+
+def _collect_next_item_hits_and_goal_lengths():
+    """Collector hook: RecBole's ``rec.topk`` knows a row's positives only as a set, so it cannot
+    tell the next item (SPS) from later goal items nor count repeated goal items. After RecBole's
+    own collection this stores ``rec.next`` and, for rows with ``goal_length``, writes that length
+    into the positive-count column of the rows just collected (read by Recall and NDCG)."""
+    from recbole.evaluator.collector import Collector
+
+    if getattr(Collector, "_recbole_ext_next_item", False):
+        return
+    recbole_collect = Collector.eval_batch_collect
+    recbole_get_data_struct = Collector.get_data_struct
+
+    def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
+        recbole_collect(self, scores_tensor, interaction, positive_u, positive_i)
+        goal_field_present = interaction is not None and GOAL_LENGTH_FIELD in interaction
+        if self.register.need("rec.topk") and goal_field_present:
+            collected = self.data_struct._data_dict["rec.topk"]
+            rows = len(scores_tensor)
+            collected[-rows:, -1] = interaction[GOAL_LENGTH_FIELD].to(collected.device, collected.dtype)
+        if self.register.need(NEXT_ITEM_HITS):
+            _, top = torch.topk(scores_tensor, max(self.topk), dim=-1)
+            item_field = self.config["ITEM_ID_FIELD"]
+            if interaction is not None and item_field in interaction and len(interaction) == len(top):
+                hits = top == interaction[item_field].to(top.device)[:, None]
+            else:
+                positive = torch.zeros_like(scores_tensor, dtype=torch.bool)
+                positive[positive_u, positive_i] = True
+                hits = positive.gather(1, top)
+            self.data_struct.update_tensor(NEXT_ITEM_HITS, hits.to(torch.int))
+
+    def get_data_struct(self):
+        returned = recbole_get_data_struct(self)
+        if NEXT_ITEM_HITS in self.data_struct:
+            del self.data_struct[NEXT_ITEM_HITS]
+        return returned
+
+    Collector.eval_batch_collect = eval_batch_collect
+    Collector.get_data_struct = get_data_struct
+    Collector._recbole_ext_next_item = True

@@ -32,8 +32,10 @@ def rankings():
 
 def test_sps_and_user_coverage_by_hand(rankings):
     expected = {"@1": 0.0, "@2": 0.3333, "@3": 0.6667}
-    assert SPS(SETTINGS).calculate_metric(rankings) == {f"sps{k}": v for k, v in expected.items()}
     assert UserCoverage(SETTINGS).calculate_metric(rankings) == {f"usercoverage{k}": v for k, v in expected.items()}
+    # SPS counts only the next item: user 1's hit (item 2) is its next item, user 3's (item 8) is not
+    rankings.set("rec.next", torch.tensor([[0, 1, 0], [0, 0, 0], [0, 0, 0]]))
+    assert SPS(SETTINGS).calculate_metric(rankings) == {"sps@1": 0.0, "sps@2": 0.3333, "sps@3": 0.3333}
 
 
 def test_correct_item_coverage_counts_distinct_hit_items(rankings):

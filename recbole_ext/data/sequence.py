@@ -59,7 +59,9 @@ class SequenceDataset(SequentialDataset):
         datasets = super().build()
         if train_mode(self.config) == "sequence":
             split = self.config["eval_args"]["split"]
-            if "LS" not in split:
+            # the held-out protocols (recbole_ext.protocols) make their own split, not eval_args'
+            held_out_protocol = self.config["eval_protocol"] not in (None, "leave_one_out")
+            if "LS" not in split and not held_out_protocol:
                 raise ConfigError(
                     f"train_mode: sequence needs eval_args.split LS (leave-one-out), got {split}; "
                     "use train_mode: prefix for other splits"

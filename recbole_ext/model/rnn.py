@@ -95,3 +95,15 @@ class RNNRecommender(SequentialRecommender):
 
     def full_sort_predict(self, interaction):
         return self.last_hidden(interaction) @ self.output_weight.t() + self.output_bias
+
+    # --- held-out sessions in one pass (recbole_ext.protocols, eval_protocol: session_split) ---
+    def full_sort_predict_sequence(self, interaction):
+        """Scores over all items ``[T, n_items]`` for every real position of every window (row by
+        row, position by position): the whole held-out session is read once, O(L), instead of once
+        per prefix. Position k's scores are those ``full_sort_predict`` gives the prefix ending at
+        input k, since the hidden state at k has read items 0..k only."""
+        hidden = self.forward(interaction)
+        positions = torch.arange(hidden.size(1), device=hidden.device)
+        real = positions[None, :] < interaction[self.ITEM_SEQ_LEN][:, None]
+        return hidden[real] @ self.output_weight.t() + self.output_bias
+    # --- end held-out sessions ---

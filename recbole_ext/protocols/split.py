@@ -1,0 +1,203 @@
+"""Building the training, validation and test data of ``user_split`` and ``session_split``.
+
+Both start from RecBole's augmented samples (one per prefix: ``item_id_list`` → ``item_id``), sorted
+by user (session) and time, so every field a model reads (``timestamp_list`` …) is there as under
+leave-one-out. Sample j of a user predicts the item at position j + 1 of the user's sequence.
+
+* ``user_split``: users shuffled with ``seed``; ``test_users`` then ``val_users`` of them are held
+  out. Training: every sample of the other users (plus, with ``extended_train``, the samples of a
+  held-out user whose target lies in its input part). A held-out user of n items is split at
+  s = ⌊n·input_fraction⌋ (kept in 1..n−1): one case, the sample predicting position s (its list: the
+  last ``MAX_ITEM_LIST_LENGTH`` input items), whose goal is the sequence from s on; with
+  ``eval_all_prefixes`` one case per sample, each with the rest of the sequence as goal.
+* ``session_split``: sessions ordered by their last event; those ending in the last ``test_days``
+  days of the log are test, the ``valid_days`` before that validation, the rest training. Held-out
+  events whose item is in no training session are dropped *before* the samples are made (so the
+  prefixes are the filtered ones), then held-out sessions shorter than 2. Every sample of a
+  held-out session is a case. A plugin RNN dataset (:class:`~recbole_ext.data.sequence.SequenceDataset`)
+  turns each held-out session into its windows, which the model scores in one pass.
+
+An evaluation split carries a :class:`HeldOutCases` as ``held_out``; the dataloader hooks in
+:mod:`recbole_ext.protocols.evaluation` read it.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recbole_ext.errors import ConfigError
+from recbole_ext.metrics import GOAL_LENGTH_FIELD
+from recbole_ext.protocols.settings import SECONDS_PER_DAY, SESSION_SPLIT, held_out_count
+
+TRAIN, VALID, TEST = 0, 1, 2
+
+
+@dataclass
+class HeldOutCases:
+    """What an evaluation split needs besides its samples. ``goals[offsets[r]:offsets[r+1]]`` are
+    row r's goal items (None: the row's own target is its only goal); ``seen`` likewise, the items
+    ranked last for row r (None: none); ``unranked`` items are ranked last in every row."""
+
+    goals: np.ndarray = None
+    goal_offsets: np.ndarray = None
+    seen: np.ndarray = None
+    seen_offsets: np.ndarray = None
+    unranked: torch.Tensor = None
+    one_pass: bool = False
+
+
+def check_time_field(dataset, settings):
+    """session_split splits by days: it needs the time field, loaded and in raw seconds."""
+    if settings.protocol != SESSION_SPLIT:
+        return
+    time_field = dataset.time_field
+    config = dataset.config
+    if time_field is None or time_field not in dataset.inter_feat:
+        raise ConfigError(
+            f"eval_protocol: session_split splits sessions by the days of their last event and needs "
+            f"the time field {time_field!r}, which this dataset does not load: add it to load_col "
+            f"(now {config['load_col']}) or use eval_protocol: user_split"
+        )
+    normalized = config["normalize_field"] or []
+    if config["normalize_all"] or time_field in normalized:
+        raise ConfigError(
+            f"eval_protocol: session_split needs raw seconds in {time_field!r} (test_days, valid_days), "
+            f"but it is min-max normalized (normalize_all: {config['normalize_all']}, normalize_field: "
+            f"{config['normalize_field']}); set normalize_all: False"
+        )
+
+
+def session_roles_and_filter(dataset, settings):
+    """On the raw interactions (a DataFrame): each session's role, indexed by session id, and the
+    held-out events kept (item seen in a training session; session still ≥ 2 events)."""
+    frame = dataset.inter_feat
+    uid, iid, time = dataset.uid_field, dataset.iid_field, dataset.time_field
+    session_end = frame.groupby(uid)[time].transform("max").to_numpy()
+    last = float(frame[time].max())
+    test_start = last - settings.test_days * SECONDS_PER_DAY
+    valid_start = test_start - settings.valid_days * SECONDS_PER_DAY
+    event_role = np.where(session_end >= test_start, TEST, np.where(session_end >= valid_start, VALID, TRAIN))
+    train_items = np.unique(frame[iid].to_numpy()[event_role == TRAIN])
+    if len(train_items) == 0:
+        raise ConfigError(
+            f"test_days: {settings.test_days} and valid_days: {settings.valid_days} leave no training "
+            "session (every session ends in the held-out days); lower them"
+        )
+    keep = (event_role == TRAIN) | np.isin(frame[iid].to_numpy(), train_items)
+    kept_per_session = frame[uid][keep].value_counts()
+    long_enough = frame[uid].map(kept_per_session).fillna(0).to_numpy() >= 2
+    keep &= (event_role == TRAIN) | long_enough
+    roles = np.full(dataset.user_num, -1, dtype=np.int64)
+    roles[frame[uid].to_numpy()] = event_role
+    unranked = np.setdiff1d(np.arange(1, dataset.item_num), train_items)
+    return roles, keep, torch.as_tensor(unranked, dtype=torch.int64)
+
+
+def user_roles(dataset, settings):
+    """Each user's role, indexed by user id: users shuffled with ``seed``, then test, valid, train."""
+    users = np.unique(dataset.inter_feat[dataset.uid_field].numpy())
+    n_test = held_out_count("test_users", settings.test_users, len(users))
+    n_valid = held_out_count("val_users", settings.val_users, len(users))
+    if n_test + n_valid >= len(users):
+        raise ConfigError(
+            f"val_users: {settings.val_users} and test_users: {settings.test_users} hold out "
+            f"{n_valid} + {n_test} of the {len(users)} users with at least 2 items: no training user "
+            "is left; lower val_users or test_users"
+        )
+    order = np.random.default_rng(dataset.config["seed"]).permutation(users)
+    roles = np.full(dataset.user_num, -1, dtype=np.int64)
+    roles[order[:n_test]] = TEST
+    roles[order[n_test : n_test + n_valid]] = VALID
+    roles[order[n_test + n_valid :]] = TRAIN
+    return roles
+
+
+def user_spans(uids):
+    """Start and end row of each user's samples (samples sorted by user)."""
+    starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]]) if len(uids) else np.array([], int)
+    return starts, np.r_[starts[1:], len(uids)].astype(int)
+
+
+def split_user_samples(dataset, roles, settings):
+    """``(train rows, {VALID: (case rows, HeldOutCases), TEST: …})`` for ``user_split``."""
+    inter = dataset.inter_feat
+    uids = inter[dataset.uid_field].numpy()
+    targets = inter[dataset.iid_field].numpy()
+    first_items = inter[dataset.item_id_list_field][:, 0].numpy()
+    train_rows, cases = [], {VALID: ([], [], []), TEST: ([], [], [])}
+    for start, end in zip(*user_spans(uids)):
+        role = roles[uids[start]]
+        if role == TRAIN:
+            train_rows.append(np.arange(start, end))
+            continue
+        sequence = np.r_[first_items[start], targets[start:end]]
+        n = len(sequence)
+        split_at = min(max(int(n * settings.input_fraction), 1), n - 1)
+        if settings.extended_train:
+            train_rows.append(np.arange(start, start + split_at - 1))
+        positions = range(1, n) if settings.eval_all_prefixes else (split_at,)
+        rows, goals, seen = cases[role]
+        for position in positions:
+            rows.append(start + position - 1)
+            goals.append(sequence[position:])
+            seen.append(np.unique(sequence[:position]))
+    train = np.concatenate(train_rows) if train_rows else np.array([], dtype=np.int64)
+    split = {}
+    for role, (rows, goals, seen) in cases.items():
+        held_out = HeldOutCases(
+            goals=np.concatenate(goals), goal_offsets=_offsets(goals),
+            seen=np.concatenate(seen) if settings.exclude_seen else None,
+            seen_offsets=_offsets(seen) if settings.exclude_seen else None,
+        )
+        split[role] = (np.array(rows, dtype=np.int64), held_out, np.array([len(g) for g in goals]))
+    return train, split
+
+
+def _offsets(arrays):
+    return np.r_[0, np.cumsum([len(a) for a in arrays])].astype(np.int64)
+
+
+def build_held_out(dataset, settings, roles, unranked=None):
+    """The three splits of ``dataset`` (already augmented) as RecBole's ``build`` returns them."""
+    inter = dataset.inter_feat
+    uids = inter[dataset.uid_field].numpy()
+    sample_roles = roles[uids]
+    if settings.protocol == SESSION_SPLIT:
+        train_rows = np.flatnonzero(sample_roles == TRAIN)
+        evaluation = {role: _session_cases(dataset, np.flatnonzero(sample_roles == role), unranked)
+                      for role in (VALID, TEST)}
+    else:
+        train_rows, split = split_user_samples(dataset, roles, settings)
+        evaluation = {}
+        for role, (rows, held_out, goal_lengths) in split.items():
+            cases = inter[torch.as_tensor(rows)]
+            cases.update(type(cases)({GOAL_LENGTH_FIELD: torch.as_tensor(goal_lengths, dtype=torch.int64)}))
+            evaluation[role] = _with_cases(dataset.copy(cases), held_out)
+    for role, key in ((VALID, "valid"), (TEST, "test")):
+        if len(evaluation[role].inter_feat) == 0:
+            raise ConfigError(_empty_message(settings, key))
+    train = dataset.copy(inter[torch.as_tensor(train_rows, dtype=torch.int64)])
+    return [train, evaluation[VALID], evaluation[TEST]]
+
+
+def _session_cases(dataset, rows, unranked):
+    cases = dataset.inter_feat[torch.as_tensor(rows, dtype=torch.int64)]
+    one_pass = hasattr(dataset, "_sequence_windows")
+    if one_pass and len(cases):
+        cases = dataset._sequence_windows(cases)
+    return _with_cases(dataset.copy(cases), HeldOutCases(unranked=unranked, one_pass=one_pass))
+
+
+def _with_cases(split, held_out):
+    split.held_out = held_out
+    return split
+
+
+def _empty_message(settings, key):
+    if settings.protocol == SESSION_SPLIT:
+        days = "test_days" if key == "test" else "valid_days"
+        return (f"{days}: {getattr(settings, days)} leaves no {key} session of 2 or more events whose items "
+                "occur in training; use more days or a longer log")
+    users = "test_users" if key == "test" else "val_users"
+    return f"{users}: {getattr(settings, users)} leaves no {key} case"

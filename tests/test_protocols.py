@@ -1,0 +1,318 @@
+"""eval_protocol: user_split and session_split on tiny hand-made logs, expected values by hand.
+
+A fixed-ranking stub scores every case the same way (items in a given token order), so each case's
+top k is known and every metric can be worked out on paper; the comments give the arithmetic.
+"""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.data.dataset import SequentialDataset
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.quick_start import load_data_and_model, run_recbole
+from recbole.trainer import Trainer
+from recbole.utils import InputType, get_model, init_seed
+from torch import nn
+
+from recbole_ext.errors import ConfigError
+from tests.session_data import session_dataset
+
+DAY = 86400
+
+# user: items in time order. Split at s = ⌊n/2⌋: input = first s, goal = the rest.
+USERS = {
+    "u1": [5, 1, 7, 2, 2, 9],  # input 5 1 7, goal 2 2 9 (a repeated goal item)
+    "u2": [4, 6, 8, 3, 1],  # input 4 6, goal 8 3 1
+    "u3": [10, 11, 12, 8],  # input 10 11, goal 12 8
+    "u4": [1, 2, 3, 4, 5, 6],  # input 1 2 3, goal 4 5 6
+}
+# Top 3 of the stub: items 1, 2, 3 (ascending token). IDCG@3 over a goal of ≥ 3 items:
+# 1 + 1/log2(3) + 1/2 = 2.13093.
+IDCG3 = 1 + 1 / math.log2(3) + 0.5
+EXPECTED_USER_SPLIT = {
+    # G₁ = 2 ∈ R: SPS 1; hits {2}: recall 1/|G| = 1/3 (|G| counts the repeated 2), precision 1/3;
+    # 2 is at rank 2: NDCG = (1/log2 3) / IDCG3.
+    "u1": {"sps@3": 1, "recall@3": 1 / 3, "precision@3": 1 / 3, "ndcg@3": (1 / math.log2(3)) / IDCG3,
+           "usercoverage@3": 1, "correctitemcoverage@3": 1},
+    # G₁ = 8 ∉ R: SPS 0; hits {3, 1} at ranks 3 and 1: recall 2/3, NDCG (1 + 1/2) / IDCG3.
+    "u2": {"sps@3": 0, "recall@3": 2 / 3, "precision@3": 2 / 3, "ndcg@3": 1.5 / IDCG3,
+           "usercoverage@3": 1, "correctitemcoverage@3": 2},
+    # goal 12 8: no hit.
+    "u3": {"sps@3": 0, "recall@3": 0, "precision@3": 0, "ndcg@3": 0, "usercoverage@3": 0,
+           "correctitemcoverage@3": 0},
+    # goal 4 5 6: no hit.
+    "u4": {"sps@3": 0, "recall@3": 0, "precision@3": 0, "ndcg@3": 0, "usercoverage@3": 0,
+           "correctitemcoverage@3": 0},
+}
+# exclude_seen: the input items are ranked last, so R = the first three unseen items.
+EXPECTED_EXCLUDE_SEEN = {
+    "u1": {"sps@3": 1, "recall@3": 1 / 3, "ndcg@3": 1 / IDCG3},  # R = 2 3 4; 2 at rank 1
+    "u2": {"sps@3": 0, "recall@3": 2 / 3, "ndcg@3": 1.5 / IDCG3},  # R = 1 2 3 (4, 6 were seen)
+    "u3": {"sps@3": 0, "recall@3": 0, "ndcg@3": 0},  # R = 1 2 3
+    "u4": {"sps@3": 1, "recall@3": 1, "ndcg@3": 1},  # R = 4 5 6 = the goal
+}
+# eval_all_prefixes: one case per prefix, goal = the rest; SPS and Recall averaged over the cases.
+EXPECTED_ALL_PREFIXES = {
+    # goals 1 7 2 2 9 | 7 2 2 9 | 2 2 9 | 2 9 | 9 → SPS 1 0 1 1 0, recall 2/5 1/4 1/3 1/2 0
+    "u1": {"sps@3": 3 / 5, "recall@3": (2 / 5 + 1 / 4 + 1 / 3 + 1 / 2) / 5},
+    # goals 6 8 3 1 | 8 3 1 | 3 1 | 1 → SPS 0 0 1 1, recall 2/4 2/3 1 1
+    "u2": {"sps@3": 2 / 4, "recall@3": (2 / 4 + 2 / 3 + 1 + 1) / 4},
+    "u3": {"sps@3": 0, "recall@3": 0},
+    # goals 2 3 4 5 6 | 3 4 5 6 | 4 5 6 | 5 6 | 6 → SPS 1 1 0 0 0, recall 2/5 1/4 0 0 0
+    "u4": {"sps@3": 2 / 5, "recall@3": (2 / 5 + 1 / 4) / 5},
+}
+
+
+class FixedRanking(SequentialRecommender):
+    """Scores every case alike: items in the order of ``ranking`` (tokens), the rest after."""
+
+    input_type = InputType.POINTWISE
+    ranking = []
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.unused = nn.Parameter(torch.zeros(1))
+        tokens = list(dataset.field2id_token[dataset.iid_field])
+        order = {token: rank for rank, token in enumerate(self.ranking)}
+        self.scores = torch.tensor([-float(order.get(token, len(order) + 1)) for token in tokens])
+
+    def full_sort_predict(self, interaction):
+        return self.scores.expand(len(interaction), -1).clone()
+
+    def full_sort_predict_sequence(self, interaction):
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        return self.scores.expand(int(lengths.sum()), -1).clone()
+
+
+def write_inter(directory, name, rows, header="user_id:token\titem_id:token\ttimestamp:float"):
+    folder = Path(directory) / name
+    folder.mkdir(parents=True)
+    lines = [header] + ["\t".join(str(v) for v in row) for row in rows]
+    (folder / f"{name}.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(directory)
+
+
+@pytest.fixture
+def users_data(tmp_path):
+    rows = [(user, item, 1000 * k + position)
+            for k, (user, items) in enumerate(USERS.items()) for position, item in enumerate(items)]
+    return write_inter(tmp_path / "data", "users", rows)
+
+
+def settings(data_path, dataset, **overrides):
+    return {"data_path": data_path, "dataset": dataset, "seed": 7, "state": "ERROR", "show_progress": False,
+            "eval_batch_size": 2, "checkpoint_dir": "saved", "topk": [3],
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, **overrides}
+
+
+def prepared(model, config_dict):
+    config = Config(model=model, dataset=config_dict["dataset"], config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    return config, *data_preparation(config, create_dataset(config))
+
+
+def evaluate_stub(config, train_data, eval_data, ranking):
+    FixedRanking.ranking = [str(token) for token in ranking]
+    trainer = Trainer(config, FixedRanking(config, train_data._dataset))
+    trainer.eval_collector.data_collect(train_data)
+    return trainer.evaluate(eval_data, load_best_model=False)
+
+
+def held_out_user(data):
+    dataset = data._dataset
+    users = set(dataset.inter_feat[dataset.uid_field].tolist())
+    assert len(users) == 1
+    return dataset.field2id_token[dataset.uid_field][users.pop()]
+
+
+USER_METRICS = ["SPS", "Recall", "Precision", "NDCG", "UserCoverage", "CorrectItemCoverage"]
+
+
+@pytest.mark.parametrize("options,expected", [
+    ({}, EXPECTED_USER_SPLIT),
+    ({"exclude_seen": True}, EXPECTED_EXCLUDE_SEEN),
+    ({"eval_all_prefixes": True}, EXPECTED_ALL_PREFIXES),
+])
+def test_user_split_metrics_by_hand(users_data, options, expected):
+    config, train, valid, test = prepared("GRU4Rec", settings(
+        users_data, "users", eval_protocol="user_split", val_users=1, test_users=1, metrics=USER_METRICS,
+        valid_metric="SPS@3", **options))
+    held_out = {held_out_user(valid), held_out_user(test)}
+    assert len(held_out) == 2
+    # training reads the other users' whole sequences: n − 1 samples each
+    assert len(train._dataset.inter_feat) == sum(len(USERS[u]) - 1 for u in USERS if u not in held_out)
+    ranking = range(1, 13)
+    for data in (valid, test):
+        result = evaluate_stub(config, train, data, ranking)
+        for metric, value in expected[held_out_user(data)].items():
+            assert result[metric] == pytest.approx(value, abs=1e-4), metric
+
+
+def test_extended_train_adds_the_held_out_input_parts(users_data):
+    config, train, valid, test = prepared("GRU4Rec", settings(
+        users_data, "users", eval_protocol="user_split", val_users=1, test_users=1, extended_train=True))
+    held_out = {held_out_user(valid), held_out_user(test)}
+    train_users = [u for u in USERS if u not in held_out]
+    # a held-out user's input part of ⌊n/2⌋ items holds ⌊n/2⌋ − 1 targets
+    expected = sum(len(USERS[u]) - 1 for u in train_users) + sum(len(USERS[u]) // 2 - 1 for u in held_out)
+    assert len(train._dataset.inter_feat) == expected
+
+
+def test_user_split_shuffles_users_by_seed(users_data):
+    splits = set()
+    for seed in range(6):
+        _, _, valid, test = prepared("GRU4Rec", settings(
+            users_data, "users", eval_protocol="user_split", val_users=1, test_users=1, seed=seed))
+        splits.add((held_out_user(valid), held_out_user(test)))
+    assert len(splits) > 1
+
+
+# Sessions (items in time order, times in seconds). The log ends at 3 days: test sessions end in
+# [2 d, 3 d], validation sessions in [1 d, 2 d), training sessions before.
+SESSIONS = [
+    ("s1", [1, 2, 3], 0),  # training
+    ("s2", [2, 3, 4], 100),  # training: training items are 1 2 3 4
+    ("s3", [1, 9, 2, 3], DAY + 10),  # validation; 9 is in no training session: 1 2 3 remain
+    ("s4", [3, 9, 4, 2], 3 * DAY - 30),  # test; filtered to 3 4 2
+    ("s5", [9, 2], 2 * DAY + 50),  # test; filtered to 2: shorter than 2, dropped
+]
+# Stub ranking 9 1 2 3 4; 9 never occurs in training, so it is ranked last: R = 1 2 3 4.
+EXPECTED_SESSIONS = {
+    # cases (1 → 2), (1 2 → 3): ranks 2 and 3
+    "valid": {"recall@2": 1 / 2, "mrr@2": (1 / 2) / 2, "recall@4": 1, "mrr@4": (1 / 2 + 1 / 3) / 2},
+    # cases (3 → 4), (3 4 → 2): ranks 4 and 2
+    "test": {"recall@2": 1 / 2, "mrr@2": (1 / 2) / 2, "recall@4": 1, "mrr@4": (1 / 4 + 1 / 2) / 2},
+}
+
+
+@pytest.fixture
+def sessions_data(tmp_path):
+    rows = [(session, item, start + 10 * k)
+            for session, items, start in SESSIONS for k, item in enumerate(items)]
+    return write_inter(tmp_path / "data", "sessions", rows, "session_id:token\titem_id:token\ttimestamp:float")
+
+
+def session_settings(data_path, **overrides):
+    return settings(data_path, "sessions", **{
+        "eval_protocol": "session_split", "USER_ID_FIELD": "session_id", "normalize_all": False,
+        "load_col": {"inter": ["session_id", "item_id", "timestamp"]}, "metrics": ["Recall", "MRR"],
+        "topk": [2, 4], "valid_metric": "MRR@2", **overrides})
+
+
+@pytest.mark.parametrize("model", ["GRU4Rec", "RNNCCE"])  # prefix samples; whole-session windows
+def test_session_split_metrics_by_hand(sessions_data, model):
+    config, train, valid, test = prepared(model, session_settings(sessions_data, train_mode="prefix"))
+    # training: s1 and s2, two prefix samples each (RNNCCE still evaluates whole sessions)
+    assert sorted(train._dataset.inter_feat["session_id"].tolist()) == sorted(
+        train._dataset.token2id("session_id", ["s1", "s1", "s2", "s2"]).tolist())
+    assert valid._dataset.held_out.one_pass is (model == "RNNCCE")
+    for name, data in (("valid", valid), ("test", test)):
+        result = evaluate_stub(config, train, data, [9, 1, 2, 3, 4])
+        assert {k: pytest.approx(v, abs=1e-4) for k, v in result.items()} == EXPECTED_SESSIONS[name], name
+
+
+@pytest.mark.parametrize("model,options", [
+    ("RNNCCE", {"train_mode": "sequence"}),
+    ("DwellGRU4Rec", {"dwell_mode": "feature"}),
+    ("DwellGRU4Rec", {"dwell_mode": "boost", "dwell_boost_eval": True, "dwell_threshold": 5.0}),
+])
+def test_one_pass_scores_equal_per_prefix_scores(tmp_path, model, options):
+    data = session_dataset(tmp_path / "gen", n_sessions=200)
+    config_dict = {**data, "eval_protocol": "session_split", "seed": 3, "state": "ERROR", "test_days": 5,
+                   "valid_days": 5, "metrics": ["Recall", "MRR", "SPS"], "topk": [5, 20], **options}
+    config, train, _, test = prepared(model, config_dict)
+    assert test._dataset.held_out.one_pass
+    init_seed(3, True)
+    model_instance = get_model(model)(config, train._dataset)
+    trainer = Trainer(config, model_instance)
+    trainer.eval_collector.data_collect(train)
+    one_pass = trainer.evaluate(test, load_best_model=False)
+    # the same held-out sessions as RecBole's prefix samples (plain SequentialDataset)
+    prefix_dataset = SequentialDataset(config)
+    _, _, prefix_test = data_preparation(config, prefix_dataset)
+    assert not prefix_test._dataset.held_out.one_pass
+    assert len(prefix_test._dataset.inter_feat) == int(test._dataset.inter_feat["item_length"].sum())
+    per_prefix = trainer.evaluate(prefix_test, load_best_model=False)
+    assert one_pass == pytest.approx(per_prefix)
+    assert one_pass["recall@20"] > 0
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"eval_protocol": "users"}, "eval_protocol: 'users' is not allowed; use one of ['leave_one_out', "
+                                  "'user_split', 'session_split']"),
+    ({"eval_protocol": "user_split", "input_fraction": 1.5}, "input_fraction: 1.5 is not allowed"),
+    ({"eval_protocol": "user_split", "val_users": 2, "test_users": 2},
+     "val_users: 2 and test_users: 2 hold out 2 + 2 of the 4 users with at least 2 items: no training user"),
+    ({"eval_protocol": "user_split", "test_users": 2.5}, "test_users: 2.5 is not allowed"),
+    ({"eval_protocol": "session_split", "normalize_all": True},
+     "eval_protocol: session_split needs raw seconds in 'timestamp'"),
+    ({"eval_protocol": "session_split"},  # the whole log spans seconds: every session is held out
+     "test_days: 1.0 and valid_days: 1.0 leave no training session"),
+    ({"eval_protocol": "user_split", "eval_args": {"mode": "uni100", "order": "TO", "split": {"LS": "valid_and_test"}}},
+     "eval_protocol: user_split ranks all items"),
+])
+def test_bad_values_name_the_key(users_data, overrides, message):
+    with pytest.raises(ConfigError, match="^" + _escaped(message)):
+        run_recbole(model="RNNCCE", dataset="users", config_dict=settings(users_data, "users", **overrides))
+
+
+def test_session_split_without_time_field(sessions_data):
+    config_dict = session_settings(sessions_data, load_col={"inter": ["session_id", "item_id"]})
+    with pytest.raises(ConfigError, match="^eval_protocol: session_split splits sessions by the days"):
+        run_recbole(model="GRU4Rec", dataset="sessions", config_dict=config_dict)
+
+
+def _escaped(text):
+    return re.escape(text)
+
+
+def test_run_recbole_user_split_and_checkpoint(tiny_config):
+    result = run_recbole(model="RNNCCE", dataset="ml-tiny", config_dict={
+        **tiny_config, "eval_protocol": "user_split", "metrics": ["SPS", "Recall", "UserCoverage", "NDCG"],
+        "topk": [10], "valid_metric": "NDCG@10", "embedding_size": 16, "hidden_size": 16})
+    test = result["test_result"]
+    assert set(test) == {"sps@10", "recall@10", "usercoverage@10", "ndcg@10"}
+    assert test["usercoverage@10"] >= test["sps@10"]
+    assert test["usercoverage@10"] >= test["recall@10"]
+    checkpoint = next(Path(tiny_config["checkpoint_dir"]).glob("RNNCCE-*.pth"))
+    config, model, _, train, _, test_data = load_data_and_model(str(checkpoint))
+    trainer = Trainer(config, model)
+    trainer.eval_collector.data_collect(train)
+    assert trainer.evaluate(test_data, load_best_model=False) == pytest.approx(test)
+
+
+def test_run_recbole_session_split(tmp_path):
+    data = session_dataset(tmp_path / "gen", n_sessions=300)
+    result = run_recbole(model="DwellGRU4Rec", dataset=data["dataset"], config_dict={
+        **data, "eval_protocol": "session_split", "test_days": 5, "valid_days": 5, "epochs": 1,
+        "metrics": ["Recall", "MRR"], "topk": [20], "valid_metric": "MRR@20", "state": "ERROR",
+        "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"), "embedding_size": 16,
+        "hidden_size": 16})
+    assert set(result["test_result"]) == {"recall@20", "mrr@20"}
+    assert 0 < result["test_result"]["mrr@20"] <= result["test_result"]["recall@20"]
+
+
+@pytest.mark.parametrize("model,options", [
+    ("GRU4Rec", {}), ("NARM", {}), ("SASRec", {"n_layers": 1, "n_heads": 1, "inner_size": 16}),
+    ("RNNCCE", {"train_mode": "prefix"}),
+])
+def test_models_train_and_test_under_user_split(tiny_config, model, options):
+    result = run_recbole(model=model, dataset="ml-tiny", config_dict={
+        **tiny_config, "eval_protocol": "user_split", "metrics": ["SPS", "Recall", "UserCoverage"], "topk": [10],
+        "valid_metric": "Recall@10", "embedding_size": 16, "hidden_size": 16, "MAX_ITEM_LIST_LENGTH": 20,
+        **options})
+    test = result["test_result"]
+    cases = 6  # ⌊0.1 · 60⌋ test users, one case each: SPS and UserCoverage are multiples of 1/6
+    for metric in ("sps@10", "usercoverage@10"):
+        assert test[metric] * cases == pytest.approx(round(test[metric] * cases), abs=1e-3)
+    assert test["usercoverage@10"] >= max(test["sps@10"], test["recall@10"])
+
+
+def test_general_models_refuse_held_out_protocols(tiny_config):
+    with pytest.raises(ConfigError, match="^eval_protocol: 'user_split' needs a sequential model; BPR is not one"):
+        run_recbole(model="BPR", dataset="ml-tiny", config_dict={**tiny_config, "eval_protocol": "user_split"})
