@@ -112,8 +112,8 @@ class RNNRecommender(SequentialRecommender):
     def session_step(self, step, state, start):
         """One session-parallel step of every row, for ``train_mode: session``.
 
-        ``step`` maps the item list field (and the time list field, when loaded) to the rows' input
-        item ids (times) at this step, ``[B]``; ``start`` ``[B]`` is True for rows whose sequence
+        ``step`` maps the item list field (and each field of :meth:`session_step_fields` the data
+        holds) to the rows' values at this step, ``[B]``: input item ids, input times; ``start`` ``[B]`` is True for rows whose sequence
         begins at this step: their state must start from zero; ``state`` is what the previous step
         returned (None at the start of an epoch). Returns the hidden states ``[B, D]`` that predict
         the rows' next items, as ``forward`` would at the same position of the whole sequence, and
@@ -148,13 +148,12 @@ class RNNRecommender(SequentialRecommender):
         return ()
 
 
-def zero_rows(state, start, batch_dim=1):
-    """``state`` (a tensor or a tuple of them) with the rows where ``start`` is True set to zero."""
+def zero_rows(state, start):
+    """``state`` (a tensor ``[layers, B, H]`` or a tuple of them, as torch's RNNs give) with the rows
+    where ``start`` ``[B]`` is True set to zero."""
     if isinstance(state, tuple):
-        return tuple(zero_rows(part, start, batch_dim) for part in state)
-    shape = [1] * state.dim()
-    shape[batch_dim] = -1
-    return state.masked_fill(start.view(shape), 0)
+        return tuple(zero_rows(part, start) for part in state)
+    return state.masked_fill(start[None, :, None], 0)
 
 
 def _detached(state):
