@@ -111,7 +111,9 @@ class SampledLoss(nn.Module):
     def scores(self, model, hidden, targets):
         """Scores ``[N, N + n_sample]`` over the targets then the negatives, and those item ids."""
         items = torch.cat([targets, self.negatives()]) if self.n_sample else targets
-        return hidden @ model.output_weight[items].t() + model.output_bias[items], items
+        # index_select: its backward is one index_add, where indexing with a tensor sorts the indices
+        weight, bias = model.output_weight.index_select(0, items), model.output_bias.index_select(0, items)
+        return hidden @ weight.t() + bias, items
 
     def forward(self, model, hidden, targets):
         scores, items = self.scores(model, hidden, targets)
