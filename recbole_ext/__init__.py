@@ -24,6 +24,7 @@ registry.install_config_layers()
 keys.install_config_checks()
 checks.install()
 sequence.count_train_batches_in_targets()
+sequence.serve_train_batches_as_slices()
 
 from recbole_ext import model  # noqa: E402,F401  (registers the plugin models)
 from recbole_ext.metrics import register_metrics  # noqa: E402

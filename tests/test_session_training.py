@@ -203,3 +203,29 @@ def test_rnncce_noise_is_refused_in_session_mode(session_config, key, mode):
                        match=rf"^{key}: 0.5 is not available with train_mode: session, which reads one item per "
                              rf"step: set {key}: 0 or train_mode: {mode}$"):
         RNNCCE(config, train)
+
+
+# ---------------------------------------------------------------- batches as slices of built tensors
+
+
+def test_sequence_batches_are_slices_of_a_shuffled_order_serving_each_window_once(session_config):
+    config = Config(model="RNNCCE", dataset=session_config["dataset"],
+                    config_dict={**session_config, "train_mode": "sequence", "train_batch_size": 40})
+    train = data_preparation(config, create_dataset(config))[0]
+    windows = train._dataset.inter_feat
+    assert train._train_tensors is not None
+    epochs = [list(train) for _ in range(2)]
+    for batches in epochs:
+        assert len(batches) == len(train) == math.ceil(len(windows) / train.step)
+        served = torch.cat([batch[TARGETS] for batch in batches])
+        assert sorted(map(tuple, served.tolist())) == sorted(map(tuple, windows[TARGETS].tolist()))
+    first, second = (torch.cat([b[TARGETS] for b in batches]) for batches in epochs)
+    assert not torch.equal(first, windows[TARGETS]) and not torch.equal(first, second)  # shuffled anew
+
+
+def test_prefix_batches_stay_recbole_s_own(session_config):
+    config = Config(model="RNNCCE", dataset=session_config["dataset"],
+                    config_dict={**session_config, "train_mode": "prefix"})
+    train = data_preparation(config, create_dataset(config))[0]
+    assert train._train_tensors is None
+    assert sum(len(batch) for batch in train) == len(train._dataset)

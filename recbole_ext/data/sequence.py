@@ -270,15 +270,51 @@ def count_train_batches_in_targets():
 
     TrainDataLoader._init_batch_size_and_step = _init_batch_size_and_step
 
-    # train_mode: session: a block carries the hidden state of the one before it, so the blocks of
-    # an epoch go in order whatever `shuffle` says (RecBole fixes the order when it builds the loader)
+
+def serve_train_batches_as_slices():
+    """Serve the training batches of a ``sequence`` or ``session`` split as slices of its tensors.
+
+    RecBole's ``TrainDataLoader`` hands each batch's sample indices to torch's ``DataLoader``, which
+    fetches them one by one in Python, and RecBole's ``Interaction`` turns them into a list to index
+    every field. For these splits the tensors are moved once to ``config['device']`` when the loader
+    is built and a batch is one index slice per field: a slice of the shuffled order (drawn from the
+    loader's own generator, as torch's ``RandomSampler`` draws it, so the batches are the same), or,
+    for ``session`` blocks, a plain slice in order. A ``session`` block carries the hidden state of the
+    one before it, so its blocks go in order whatever ``shuffle`` says. RecBole's trainer still runs
+    the epoch, moving each batch to the device (already there).
+    """
+    from recbole.data.dataloader.general_dataloader import TrainDataLoader
+
     recbole_init = TrainDataLoader.__init__
+    recbole_iter = TrainDataLoader.__iter__
 
     def __init__(self, config, dataset, sampler, shuffle=False):
-        ordered = SESSION_BLOCK_FIELD in getattr(dataset, "inter_feat", {})
+        inter = getattr(dataset, "inter_feat", None)
+        ours = isinstance(dataset, SequenceDataset) and isinstance(inter, Interaction)
+        ordered = ours and SESSION_BLOCK_FIELD in inter
         recbole_init(self, config, dataset, sampler, shuffle=shuffle and not ordered)
+        sliceable = (
+            ours and dataset.target_field in inter and self.neg_sample_args["distribution"] == "none"
+            and config["transform"] is None and config["single_spec"]
+        )
+        self._train_tensors = inter.to(config["device"]) if sliceable else None
+
+    def __iter__(self):
+        if getattr(self, "_train_tensors", None) is None:
+            return recbole_iter(self)
+        return _slices(self._train_tensors, self.step, self.shuffle, self.generator)
 
     TrainDataLoader.__init__ = __init__
+    TrainDataLoader.__iter__ = __iter__
+
+
+def _slices(data, step, shuffle, generator):
+    fields = data.interaction
+    device = next(iter(fields.values())).device
+    order = torch.randperm(len(data), generator=generator).to(device) if shuffle else None
+    for start in range(0, len(data), step):
+        index = slice(start, start + step) if order is None else order[start : start + step]
+        yield Interaction({name: values[index] for name, values in fields.items()})
 
 
 def _expand(mask, like):
