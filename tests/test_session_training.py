@@ -8,6 +8,7 @@ import pytest
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
+from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
 from recbole.data.interaction import Interaction
 
 import recbole_ext
@@ -221,6 +222,12 @@ def test_sequence_batches_are_slices_of_a_shuffled_order_serving_each_window_onc
         assert sorted(map(tuple, served.tolist())) == sorted(map(tuple, windows[TARGETS].tolist()))
     first, second = (torch.cat([b[TARGETS] for b in batches]) for batches in epochs)
     assert not torch.equal(first, windows[TARGETS]) and not torch.equal(first, second)  # shuffled anew
+    # the very batches RecBole's own loader gives from the same generator state
+    state = train.generator.get_state()
+    ours = list(train)
+    train.generator.set_state(state)
+    recbole = list(AbstractDataLoader.__iter__(train))
+    assert [b[TARGETS].tolist() for b in ours] == [b[TARGETS].tolist() for b in recbole]
 
 
 def test_prefix_batches_stay_recbole_s_own(session_config):

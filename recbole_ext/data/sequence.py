@@ -278,7 +278,7 @@ def serve_train_batches_as_slices():
     fetches them one by one in Python, and RecBole's ``Interaction`` turns them into a list to index
     every field. For these splits the tensors are moved once to ``config['device']`` when the loader
     is built and a batch is one index slice per field: a slice of the shuffled order (drawn from the
-    loader's own generator, as torch's ``RandomSampler`` draws it, so the batches are the same), or,
+    loader's own generator as torch's ``DataLoader`` draws it, so the batches are RecBole's own), or,
     for ``session`` blocks, a plain slice in order. A ``session`` block carries the hidden state of the
     one before it, so its blocks go in order whatever ``shuffle`` says. RecBole's trainer still runs
     the epoch, moving each batch to the device (already there).
@@ -311,7 +311,12 @@ def serve_train_batches_as_slices():
 def _slices(data, step, shuffle, generator):
     fields = data.interaction
     device = next(iter(fields.values())).device
-    order = torch.randperm(len(data), generator=generator).to(device) if shuffle else None
+    order = None
+    if shuffle:
+        # torch's DataLoader draws a base seed from the generator before RandomSampler's permutation:
+        # drawing both the same way gives the very batches RecBole's own loader would give
+        torch.empty((), dtype=torch.int64).random_(generator=generator)
+        order = torch.randperm(len(data), generator=generator).to(device)
     for start in range(0, len(data), step):
         index = slice(start, start + step) if order is None else order[start : start + step]
         yield Interaction({name: values[index] for name, values in fields.items()})
