@@ -26,6 +26,7 @@ registry.install_config_layers()
 keys.install_config_checks()
 checks.install()
 sequence.count_train_batches_in_targets()
+sequence.serve_train_batches_as_slices()
 register_metrics()
 protocols.install()
 

@@ -16,7 +16,8 @@ class Settings(dict):
         return self.get(key)
 
 
-DEFAULTS = {"kl_temperature": 10.0, "kl_weight": 0.5, "n_sample": 1, "sample_alpha": 1.0, "bpreg": 1.0, "logq": 0.0}
+DEFAULTS = {"kl_temperature": 10.0, "kl_weight": 0.5, "n_sample": 1, "sample_alpha": 1.0, "bpreg": 1.0, "logq": 0.0,
+            "sample_cache_size": 1000}
 
 
 class TinyModel(nn.Module):
@@ -205,3 +206,30 @@ def test_logq_is_refused_where_it_does_not_apply():
 def test_missing_loss_key_names_it():
     with pytest.raises(recbole_ext.ConfigError, match="n_sample: None is not allowed"):
         make_loss("XE-sampled", n_sample=None)
+
+
+def test_negatives_come_from_one_cached_draw_a_slice_per_batch():
+    loss = make_loss("XE-sampled", n_sample=3, sample_cache_size=7)  # 7 // 3: two batches per draw
+    draws = []
+    real_sample = loss.sample
+    loss.sample = lambda n: draws.append(n) or real_sample(n)
+    model = TinyModel()
+    torch.manual_seed(0)
+    first, second, third = (loss.scores(model, *TWO_ROWS)[1][2:] for _ in range(3))
+    assert draws == [6, 6]  # one draw of two batches' negatives, then the next when it is used up
+    torch.manual_seed(0)
+    block = real_sample(6).view(2, 3)
+    assert first.tolist() == block[0].tolist() and second.tolist() == block[1].tolist()
+    assert third.shape == (3,) and set(third.tolist()) <= {1, 2, 3}
+
+
+def test_the_negative_cache_is_drawn_again_on_the_model_s_new_device():
+    model = TinyModel()
+    model.loss = make_loss("BPR-max", model, n_sample=2)
+    model.loss.negatives()
+    model.to(torch.float64)  # the cdf is already float64: the cache is kept
+    cached = model.loss._cached_negatives
+    model.loss.negatives()
+    assert model.loss._cached_negatives is cached
+    model.loss.sample_cdf = model.loss.sample_cdf.to("meta")  # stands in for a move to another device
+    assert model.loss.negatives().device.type == "meta"

@@ -119,7 +119,7 @@ def test_shuffle_only_permutes_real_items():
         ("num_layers", 0, r"num_layers: 0 is not allowed; use an integer >= 1"),
         ("embedding_size", -4, r"embedding_size: -4 is not allowed; use an integer >= 1"),
         ("hidden_size", -1, r"hidden_size: -1 is not allowed; use an integer >= 1"),
-        ("train_mode", "batch", r"train_mode: 'batch' is not allowed; use one of \['sequence', 'prefix'\]"),
+        ("train_mode", "batch", r"train_mode: 'batch' is not allowed; use one of \['sequence', 'prefix', 'session'\]"),
         ("item_drop_prob", 1.5, r"item_drop_prob: 1.5 is not allowed; use a number in \[0.0, 1.0\]"),
         ("shuffle_prob", 0.5, r"shuffle_prob: 0.5 needs train_mode: prefix.*set shuffle_prob: 0 or train_mode: prefix"),
     ],

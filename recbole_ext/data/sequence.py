@@ -8,6 +8,9 @@ rewrites the *training* split: each user's training prefixes become the user's s
 windows of at most ``MAX_ITEM_LIST_LENGTH`` targets, with the next item as target at every position.
 Validation and test data stay RecBole's prefix samples.
 
+``train_mode: session`` (GRU4Rec's session-parallel mini-batches) rewrites the training split into
+step tensors instead: see :meth:`SequenceDataset._session_steps`.
+
 ``train_batch_size`` counts training targets in both modes: a sequence-mode batch holds as many
 windows as carry about that many targets.
 
@@ -18,6 +21,7 @@ windows), so a target at offset k of a window sees k + 1 items of context. A seq
 its prefix sample.
 """
 
+import heapq
 from collections import Counter
 
 import numpy as np
@@ -26,9 +30,13 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_ext import keys
 from recbole_ext.errors import ConfigError
 
-TRAIN_MODES = ("sequence", "prefix")
+TRAIN_MODES = ("sequence", "prefix", "session")
+# train_mode: session — fields of the training split besides the item (and time) list fields
+SESSION_RESET_FIELD = "session_reset"  # [blocks, steps, rows] True where a row starts a new sequence
+SESSION_BLOCK_FIELD = "session_block"  # [blocks] position of the block in the epoch
 
 
 def target_list_field(config):
@@ -57,17 +65,19 @@ class SequenceDataset(SequentialDataset):
 
     def build(self):
         datasets = super().build()
-        if train_mode(self.config) == "sequence":
+        mode = train_mode(self.config)
+        if mode in ("sequence", "session"):
             split = self.config["eval_args"]["split"]
             # the held-out protocols (recbole_ext.protocols) make their own split, not eval_args'
             held_out_protocol = self.config["eval_protocol"] not in (None, "leave_one_out")
             if "LS" not in split and not held_out_protocol:
                 raise ConfigError(
-                    f"train_mode: sequence needs eval_args.split LS (leave-one-out), got {split}; "
+                    f"train_mode: {mode} needs eval_args.split LS (leave-one-out), got {split}; "
                     "use train_mode: prefix for other splits"
                 )
             train = datasets[0]
-            datasets[0] = train.copy(self._sequence_windows(train.inter_feat))
+            new = self._sequence_windows(train.inter_feat) if mode == "sequence" else self._session_steps(train.inter_feat)
+            datasets[0] = train.copy(new)
         return datasets
 
     def list_fields(self):
@@ -92,6 +102,8 @@ class SequenceDataset(SequentialDataset):
         """Windows per training batch so that a batch holds about ``batch_size`` targets, as a
         prefix batch of ``batch_size`` samples does: ``train_batch_size`` means the same in both
         modes. Prefix samples are one target each."""
+        if SESSION_BLOCK_FIELD in self.inter_feat:
+            return 1  # a block already holds train_batch_size rows
         if self.target_field not in self.inter_feat:
             return batch_size
         n_targets = int((self.inter_feat[self.target_field] > 0).sum())
@@ -171,9 +183,76 @@ class SequenceDataset(SequentialDataset):
         self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, max_len)
         return Interaction(new)
 
+    # ------------------------------------------------------------ train_mode: session
+    def _session_steps(self, inter):
+        """GRU4Rec's session-parallel mini-batches, built once.
+
+        Each user's training sequence (its first prefix followed by every training target) is one
+        session. Sessions are taken in the official code's order (``session_order='time'``: by the
+        time of their first event, ties by user id). ``train_batch_size`` rows each follow one
+        session, one event per step; when a row's session ends, the next session in that order takes
+        the row (free rows in row order, as the official iterator does), and that step is marked in
+        :data:`SESSION_RESET_FIELD`. Unlike the official iterator, the epoch ends only when every
+        session is done (rows that find no session left idle with item 0 and target 0), so every
+        training target is used exactly once.
+
+        The steps are cut into blocks of ``session_steps`` consecutive steps; one block is one
+        training sample (one batch), ``[blocks, session_steps, rows]`` per field: the input item, the
+        target, the input item's time (when loaded) and the reset flag. A step holds no target's time.
+        """
+        rows = keys.integer(self.config, "train_batch_size", 1)
+        steps_per_block = keys.integer(self.config, "session_steps", 1)
+        suffix = self.config["LIST_SUFFIX"]
+        item_list, time_list = self.iid_field + suffix, self.time_field + suffix
+        uids = inter[self.uid_field].numpy()
+        lengths = inter[self.item_list_length_field].numpy()
+        starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]]) if len(uids) else np.array([], int)
+        ends = np.r_[starts[1:], len(uids)].astype(int)
+        item_lists, items = inter[item_list].numpy(), inter[self.iid_field].numpy()
+        time_lists, times = inter[time_list].numpy(), inter[self.time_field].numpy()
+        sequences, sequence_times = [], []
+        for start, end in zip(starts, ends):
+            head = int(lengths[start])
+            sequences.append(np.r_[item_lists[start, :head], items[start:end]])
+            sequence_times.append(np.r_[time_lists[start, :head], times[start:end]])
+        order = np.argsort([t[0] for t in sequence_times], kind="stable")
+
+        # the row that frees up first takes the next session; ties go to the lower row
+        free = [(0, row) for row in range(rows)]
+        placed = []  # (row, first step, session)
+        for session in order:
+            first_step, row = heapq.heappop(free)
+            placed.append((row, first_step, session))
+            heapq.heappush(free, (first_step + len(sequences[session]) - 1, row))
+        n_steps = max(step for step, _ in free)
+        n_blocks = max(1, -(-n_steps // steps_per_block))
+        shape = (n_blocks * steps_per_block, rows)
+        step_items = np.zeros(shape, dtype=np.int64)
+        step_targets = np.zeros(shape, dtype=np.int64)
+        step_times = np.zeros(shape, dtype=times.dtype)
+        reset = np.ones(shape, dtype=bool)  # idle rows keep a fresh state
+        for row, first_step, session in placed:
+            sequence = sequences[session]
+            span = slice(first_step, first_step + len(sequence) - 1)
+            step_items[span, row] = sequence[:-1]
+            step_targets[span, row] = sequence[1:]
+            step_times[span, row] = sequence_times[session][:-1]
+            reset[first_step + 1 : span.stop, row] = False
+        block_shape = (n_blocks, steps_per_block, rows)
+        self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, steps_per_block)
+        return Interaction(
+            {
+                item_list: torch.as_tensor(step_items.reshape(block_shape)),
+                self.target_field: torch.as_tensor(step_targets.reshape(block_shape)),
+                time_list: torch.as_tensor(step_times.reshape(block_shape)),
+                SESSION_RESET_FIELD: torch.as_tensor(reset.reshape(block_shape)),
+                SESSION_BLOCK_FIELD: torch.arange(n_blocks),
+            }
+        )
+
 
 # The dataset class each train mode needs; a mode not listed works on RecBole's own dataset.
-DATASET_OF_TRAIN_MODE = {"sequence": SequenceDataset}
+DATASET_OF_TRAIN_MODE = {"sequence": SequenceDataset, "session": SequenceDataset}
 
 
 def count_train_batches_in_targets():
@@ -192,6 +271,57 @@ def count_train_batches_in_targets():
             self.set_batch_size(self.step)
 
     TrainDataLoader._init_batch_size_and_step = _init_batch_size_and_step
+
+
+def serve_train_batches_as_slices():
+    """Serve the training batches of a ``sequence`` or ``session`` split as slices of its tensors.
+
+    RecBole's ``TrainDataLoader`` hands each batch's sample indices to torch's ``DataLoader``, which
+    fetches them one by one in Python, and RecBole's ``Interaction`` turns them into a list to index
+    every field. For these splits the tensors are moved once to ``config['device']`` when the loader
+    is built and a batch is one index slice per field: a slice of the shuffled order (drawn from the
+    loader's own generator as torch's ``DataLoader`` draws it, so the batches are RecBole's own), or,
+    for ``session`` blocks, a plain slice in order. A ``session`` block carries the hidden state of the
+    one before it, so its blocks go in order whatever ``shuffle`` says. RecBole's trainer still runs
+    the epoch, moving each batch to the device (already there).
+    """
+    from recbole.data.dataloader.general_dataloader import TrainDataLoader
+
+    recbole_init = TrainDataLoader.__init__
+    recbole_iter = TrainDataLoader.__iter__
+
+    def __init__(self, config, dataset, sampler, shuffle=False):
+        inter = getattr(dataset, "inter_feat", None)
+        ours = isinstance(dataset, SequenceDataset) and isinstance(inter, Interaction)
+        ordered = ours and SESSION_BLOCK_FIELD in inter
+        recbole_init(self, config, dataset, sampler, shuffle=shuffle and not ordered)
+        sliceable = (
+            ours and dataset.target_field in inter and self.neg_sample_args["distribution"] == "none"
+            and config["transform"] is None and config["single_spec"]
+        )
+        self._train_tensors = inter.to(config["device"]) if sliceable else None
+
+    def __iter__(self):
+        if getattr(self, "_train_tensors", None) is None:
+            return recbole_iter(self)
+        return _slices(self._train_tensors, self.step, self.shuffle, self.generator)
+
+    TrainDataLoader.__init__ = __init__
+    TrainDataLoader.__iter__ = __iter__
+
+
+def _slices(data, step, shuffle, generator):
+    fields = data.interaction
+    device = next(iter(fields.values())).device
+    order = None
+    if shuffle:
+        # torch's DataLoader draws a base seed from the generator before RandomSampler's permutation:
+        # drawing both the same way gives the very batches RecBole's own loader would give
+        torch.empty((), dtype=torch.int64).random_(generator=generator)
+        order = torch.randperm(len(data), generator=generator).to(device)
+    for start in range(0, len(data), step):
+        index = slice(start, start + step) if order is None else order[start : start + step]
+        yield Interaction({name: values[index] for name, values in fields.items()})
 
 
 def _expand(mask, like):

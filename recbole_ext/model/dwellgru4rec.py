@@ -32,6 +32,12 @@ the same state). The target's timestamp is never read.
   the GRU revise a step it has already taken; on the generated sessions that variant did no better
   than ``none``.)
 * ``both`` combines them; ``none`` is a plain GRU4Rec for comparison with RecBole's.
+
+``train_mode: session`` (GRU4Rec's session-parallel rows) gives every step the same state as the
+whole-sequence forward: a step reads its input item and that item's time, never its target's. The
+dwell of the previous input becomes known at this step (this time minus its time), so the step first
+completes the previous item (its remaining boost copies; in feature mode the item with its dwell)
+and then takes the prediction step on the new item with its dwell unknown.
 """
 
 import logging
@@ -43,7 +49,7 @@ from torch import nn
 
 from recbole_ext import keys
 from recbole_ext.errors import ConfigError
-from recbole_ext.model.rnn import RNNRecommender
+from recbole_ext.model.rnn import RNNRecommender, zero_rows
 
 DWELL_MODES = ("none", "boost", "feature", "both")
 PADDING_BUCKET, UNKNOWN_BUCKET = 0, 1
@@ -51,6 +57,8 @@ FLOAT32_EXACT_SECONDS = 2**24  # float32 holds every whole second below this (~1
 
 
 class DwellGRU4Rec(RNNRecommender):
+    train_modes = RNNRecommender.train_modes + ("session",)
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.embedding_size = keys.integer(config, "embedding_size", 1)
@@ -143,6 +151,56 @@ class DwellGRU4Rec(RNNRecommender):
             start = _at(F.pad(layer_states, (0, 0, 1, 0)), previous + 1)
             step_inputs, _ = gru(step_inputs, start.reshape(1, batch * length, -1).contiguous())
         return step_inputs.reshape(batch, length, -1)
+
+
+    # ------------------------------------------------------------ train_mode: session
+    def session_step_fields(self):
+        return (self.time_list_field,)
+
+    def session_step(self, step, state, start):
+        """State carried: (layer states ``[num_layers, B, H]``, previous input item, its time).
+
+        Without the dwell embedding the carried layer states are those of the last prediction step
+        (they read the previous item's first copy); with it they are the committed states (items
+        with known dwells), and the prediction step's unknown-dwell input is not carried on.
+        """
+        items = step[self.ITEM_SEQ]
+        if state is None:
+            layers = items.new_zeros((self.num_layers, items.size(0), self.hidden_size), dtype=torch.float)
+            previous_items, previous_times = torch.zeros_like(items), None
+        else:
+            layers, previous_items, previous_times = state
+            layers = zero_rows(layers, start)
+        times = step.get(self.time_list_field) if self.dwell_mode != "none" else None
+        if times is not None and previous_times is not None:
+            # the previous item's dwell: known now that this item was clicked; unknown at a sequence start
+            dwell = (times - previous_times).masked_fill(start, float("nan")).unsqueeze(1)
+            one = torch.ones_like(items)
+            commit = self.item_embedding(previous_items)
+            if self.dwell_embedding is not None:
+                commit = commit + self.dwell_embedding(dwell_buckets(dwell, one, self.dwell_buckets))[:, 0]
+            copies = boost_repeats(dwell, one, self.dwell_threshold, self.dwell_max_repeat)[:, 0] if self.boost else one
+            if self.dwell_embedding is None:
+                copies = copies - 1  # the first copy was the previous prediction step's input
+            copies = copies.masked_fill(start, 0)
+            for copy in range(int(copies.max()) if copies.numel() else 0):
+                stepped = self._gru_step(self.emb_dropout(commit), layers)
+                layers = torch.where((copy < copies)[None, :, None], stepped, layers)
+        predict = self.item_embedding(items)
+        if self.dwell_embedding is not None:
+            predict = predict + self.dwell_embedding.weight[UNKNOWN_BUCKET]
+        predicted = self._gru_step(self.emb_dropout(predict), layers)
+        carried = layers if self.dwell_embedding is not None else predicted
+        return self.dense(predicted[-1]), (carried, items, times)
+
+    def _gru_step(self, inputs, layers):
+        """One GRU step of every layer on ``inputs`` ``[B, E]`` from ``layers`` ``[num_layers, B, H]``."""
+        stepped = []
+        for gru, start in zip(self.gru_layers, layers):
+            inputs, _ = gru(inputs.unsqueeze(1), start.unsqueeze(0).contiguous())
+            inputs = inputs[:, 0]
+            stepped.append(inputs)
+        return torch.stack(stepped)
 
 
 def _at(sequence, index):

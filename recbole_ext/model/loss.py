@@ -71,6 +71,10 @@ class SampledLoss(nn.Module):
     model's device: the cost of a step is batch × (batch + n_sample), independent of the number of
     items. Accidental hits (a negative equal to the row's target) are kept, as in the official code.
     Row i's positive score sits at column i. The loss is the mean over rows (the official code sums).
+
+    As the official code's sample cache, the negatives of ``sample_cache_size`` // ``n_sample``
+    batches are drawn in one call and handed out one slice per batch: one draw per many batches
+    instead of a small draw every batch.
     """
 
     def __init__(self, config, model, dataset):
@@ -86,16 +90,30 @@ class SampledLoss(nn.Module):
         # on an item with positive weight; float64 keeps rare items' share on large catalogues
         self.register_buffer("sample_cdf", cumulative / cumulative[-1], persistent=False)
         self.register_buffer("support", support.float(), persistent=False)
+        self.cache_batches = max(1, keys.integer(config, "sample_cache_size", 1) // max(self.n_sample, 1))
+        self._cached_negatives, self._next_cached = None, 0
 
     def sample(self, n):
         """``n`` item ids drawn ∝ support^alpha, in one call on the model's device."""
         uniform = torch.rand(n, dtype=self.sample_cdf.dtype, device=self.sample_cdf.device)
         return torch.searchsorted(self.sample_cdf, uniform, right=True)
 
+    def negatives(self):
+        """This batch's ``n_sample`` negatives: the next slice of the cached block, drawn anew when it
+        is used up or the model moved to another device."""
+        cache = self._cached_negatives
+        if cache is None or self._next_cached >= len(cache) or cache.device != self.sample_cdf.device:
+            cache = self._cached_negatives = self.sample(self.cache_batches * self.n_sample).view(-1, self.n_sample)
+            self._next_cached = 0
+        self._next_cached += 1
+        return cache[self._next_cached - 1]
+
     def scores(self, model, hidden, targets):
         """Scores ``[N, N + n_sample]`` over the targets then the negatives, and those item ids."""
-        items = torch.cat([targets, self.sample(self.n_sample)]) if self.n_sample else targets
-        return hidden @ model.output_weight[items].t() + model.output_bias[items], items
+        items = torch.cat([targets, self.negatives()]) if self.n_sample else targets
+        # index_select: its backward is one index_add, where indexing with a tensor sorts the indices
+        weight, bias = model.output_weight.index_select(0, items), model.output_bias.index_select(0, items)
+        return hidden @ weight.t() + bias, items
 
     def forward(self, model, hidden, targets):
         scores, items = self.scores(model, hidden, targets)

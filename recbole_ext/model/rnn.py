@@ -1,5 +1,5 @@
 """What the plugin RNN models share: an output layer over all items (optionally tied to the item
-embedding), a loss chosen by name, the two training modes, and the defaults of all of that in
+embedding), a loss chosen by name, the training modes, and the defaults of all of that in
 ``recbole_ext/properties/rnn.yaml`` (read before each model's own YAML).
 
 A subclass builds its layers and implements :meth:`RNNRecommender.forward`, which returns one
@@ -7,6 +7,10 @@ hidden state per input position in the output space, ``[B, L, D]``: the state at
 input items 0..k and predicts the item after position k. Everything else — ``calculate_loss`` in
 ``prefix`` and ``sequence`` mode, ``predict``, ``full_sort_predict`` — is here, so the training
 logits and the evaluation scores are the same function.
+
+A subclass that also implements :meth:`RNNRecommender.session_step` (one step of every row, from a
+carried state) adds ``session`` to its ``train_modes``: GRU4Rec's session-parallel mini-batches
+(:meth:`recbole_ext.data.sequence.SequenceDataset._session_steps`).
 """
 
 from pathlib import Path
@@ -17,7 +21,12 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_ext import keys
-from recbole_ext.data.sequence import DATASET_OF_TRAIN_MODE, TRAIN_MODES, target_list_field
+from recbole_ext.data.sequence import (
+    DATASET_OF_TRAIN_MODE,
+    SESSION_BLOCK_FIELD,
+    SESSION_RESET_FIELD,
+    target_list_field,
+)
 from recbole_ext.errors import ConfigError
 from recbole_ext.model.loss import LOSSES, build_loss
 
@@ -26,7 +35,7 @@ class RNNRecommender(SequentialRecommender):
     input_type = InputType.POINTWISE
     base_properties = Path(__file__).resolve().parent.parent / "properties" / "rnn.yaml"
     # The contract of recbole_ext.registry: what a subclass supports unless it narrows these.
-    train_modes = TRAIN_MODES
+    train_modes = ("sequence", "prefix")  # a subclass with session_step adds "session"
     loss_types = tuple(LOSSES)
 
     def __init__(self, config, dataset):
@@ -42,6 +51,7 @@ class RNNRecommender(SequentialRecommender):
                 "recbole_ext.register_model, which sets the dataset class its train_modes need"
             )
         self.target_list_field = target_list_field(config)
+        self._session_state, self._next_session_block = None, 0
 
     def build_output(self, config, dataset, hidden_dim, item_embedding, weight_tying):
         """Create the output layer and the loss; call at the end of a subclass's ``__init__``.
@@ -78,6 +88,8 @@ class RNNRecommender(SequentialRecommender):
         return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
 
     def calculate_loss(self, interaction):
+        if self.train_mode == "session":
+            return self._session_loss(interaction)
         if self.train_mode == "sequence":
             hidden = self.forward(interaction)
             targets = interaction[self.target_list_field]
@@ -107,3 +119,56 @@ class RNNRecommender(SequentialRecommender):
         real = positions[None, :] < interaction[self.ITEM_SEQ_LEN][:, None]
         return hidden[real] @ self.output_weight.t() + self.output_bias
     # --- end held-out sessions ---
+
+    # ------------------------------------------------------------ train_mode: session
+    def session_step(self, step, state, start):
+        """One session-parallel step of every row, for ``train_mode: session``.
+
+        ``step`` maps the item list field (and each field of :meth:`session_step_fields` the data
+        holds) to the rows' values at this step, ``[B]``: input item ids, input times; ``start`` ``[B]`` is True for rows whose sequence
+        begins at this step: their state must start from zero; ``state`` is what the previous step
+        returned (None at the start of an epoch). Returns the hidden states ``[B, D]`` that predict
+        the rows' next items, as ``forward`` would at the same position of the whole sequence, and
+        the state to carry to the next step.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares train_mode 'session' but has no session_step")
+
+    def _session_loss(self, interaction):
+        # a training batch is one block of consecutive steps, [1, steps, rows] per field
+        block = int(interaction[SESSION_BLOCK_FIELD][0])
+        if block == 0:
+            self._session_state = None  # a new epoch: every row starts from a zero state
+        elif block != self._next_session_block:
+            raise ConfigError(
+                f"train_mode: 'session' got block {block} after block {self._next_session_block - 1}: the "
+                "training batches must come in order, one block per batch (RecBole's TrainDataLoader)"
+            )
+        fields = [self.ITEM_SEQ] + [f for f in self.session_step_fields() if f in interaction]
+        resets = interaction[SESSION_RESET_FIELD][0]
+        state, hidden = self._session_state, []
+        for k in range(resets.size(0)):
+            step_hidden, state = self.session_step({f: interaction[f][0, k] for f in fields}, state, resets[k])
+            hidden.append(step_hidden)
+        # truncated back-propagation: the next batch starts from these states as constants
+        self._session_state, self._next_session_block = _detached(state), block + 1
+        targets = interaction[self.target_list_field][0]
+        real = targets > 0  # rows idle at the end of an epoch have target 0
+        return self.loss(self, torch.stack(hidden)[real], targets[real])
+
+    def session_step_fields(self):
+        """Fields besides the item list that :meth:`session_step` reads (e.g. the time list)."""
+        return ()
+
+
+def zero_rows(state, start):
+    """``state`` (a tensor ``[layers, B, H]`` or a tuple of them, as torch's RNNs give) with the rows
+    where ``start`` ``[B]`` is True set to zero."""
+    if isinstance(state, tuple):
+        return tuple(zero_rows(part, start) for part in state)
+    return state.masked_fill(start[None, :, None], 0)
+
+
+def _detached(state):
+    if isinstance(state, tuple):
+        return tuple(_detached(part) for part in state)
+    return state.detach() if isinstance(state, torch.Tensor) else state

@@ -20,6 +20,8 @@ embedding size, lifting the original's restriction that the two be equal.
 Training-only noise from the seed: ``item_drop_prob`` deletes input items (the first item of a
 sequence is always kept, so every target has a state to read), ``shuffle_prob`` / ``shuffle_std``
 moves items a few positions (prefix mode only: in sequence mode it would leak later targets).
+``train_mode: session`` reads one item per step and has no sequence to delete from or shuffle, so
+both noises are refused there.
 
 The RNN runs over the padded batch as it is: on CPU at L = 50 a plain padded run (forward and
 backward) was faster than ``pack_padded_sequence`` (docs/rnncce.md), and causality makes the
@@ -31,12 +33,14 @@ from torch import nn
 
 from recbole_ext import keys
 from recbole_ext.errors import ConfigError
-from recbole_ext.model.rnn import RNNRecommender
+from recbole_ext.model.rnn import RNNRecommender, zero_rows
 
 RNN_TYPES = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN": nn.RNN}
 
 
 class RNNCCE(RNNRecommender):
+    train_modes = RNNRecommender.train_modes + ("session",)
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.rnn_type = keys.choice(config, "rnn_type", tuple(RNN_TYPES))
@@ -55,6 +59,13 @@ class RNNCCE(RNNRecommender):
                 "position is a training target, so moving a later item forward would show it its "
                 "target: set shuffle_prob: 0 or train_mode: prefix"
             )
+        for key, value, other_mode in (("item_drop_prob", self.item_drop_prob, "sequence"),
+                                       ("shuffle_prob", self.shuffle_prob, "prefix")):
+            if value > 0 and self.train_mode == "session":
+                raise ConfigError(
+                    f"{key}: {value} is not available with train_mode: session, which reads one item per "
+                    f"step: set {key}: 0 or train_mode: {other_mode}"
+                )
 
         item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
         nn.init.xavier_normal_(item_embedding.weight)
@@ -85,6 +96,16 @@ class RNNCCE(RNNRecommender):
         if read_at is not None:
             hidden = hidden.gather(1, read_at.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
         return hidden
+
+    def session_step(self, step, state, start):
+        inputs = self.emb_dropout(self.item_embedding(step[self.ITEM_SEQ])).unsqueeze(1)
+        if state is not None:
+            state = zero_rows(state, start)
+        hidden, state = self.rnn(inputs, state)
+        hidden = hidden[:, 0]
+        if self.projection is not None:
+            hidden = self.projection(hidden)
+        return hidden, state
 
     def calculate_loss(self, interaction):
         loss = super().calculate_loss(interaction)

@@ -1,0 +1,312 @@
+"""Session-parallel training vs sequence mode vs the official GRU4Rec, in one run on one machine.
+
+On generated sessions (``python -m recbole_ext.data.synth``): the last ``--test-share`` of the
+sessions by start time are held out; the rest is a RecBole dataset. Every contender trains on the
+same events: the training sequences of that dataset (RecBole's leave-one-out split keeps each
+session's last one or two events for validation and test; those are left out for the official code
+too). The contenders run in turn, ``--rounds`` times each, alternating (official, ours, ours, ...),
+each from scratch for ``--epochs`` epochs, so a slow moment of the shared machine hits them alike.
+
+Measured: training events (targets) per second of each epoch (RecBole's own trainer for ours: the
+same ``Trainer._train_epoch`` that ``run_recbole`` calls; the official ``GRU4Rec.fit`` for it), and
+Recall@20 / MRR@20 on the held-out sessions after the last epoch, evaluated by one function for
+all: every event after the first of each test session is predicted from its prefix, ranked among
+the contender's whole catalogue (rank = 1 + items scored higher, the official "standard" rank).
+Test events whose item never occurs in training are dropped, as the official evaluation does.
+
+The official code is used for measuring only, from a checkout outside this repository:
+
+    git clone <the fetched mirror of hidasib/GRU4Rec_PyTorch_Official> /tmp/gru4rec_official
+    nice -n 10 python benchmarks/session_speed.py --official=/tmp/gru4rec_official \\
+        --out=benchmarks/results/speed/cpu
+
+Writes ``OUT/runs.csv`` (one line per contender, round and epoch) and ``OUT/summary.md``.
+"""
+
+import argparse
+import csv
+import importlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+import recbole_ext  # noqa: E402,F401
+from recbole.config import Config  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.data.interaction import Interaction  # noqa: E402
+from recbole.utils import get_trainer, init_seed  # noqa: E402
+from recbole_ext.data.atomic import write_sessions  # noqa: E402
+from recbole_ext.model.dwellgru4rec import DwellGRU4Rec  # noqa: E402
+
+NAME = "speed-train"
+
+
+def ours(train_mode, batch, **extra):
+    return {"train_mode": train_mode, "train_batch_size": batch, **extra}
+
+
+def contenders(args):
+    units = {"embedding_size": args.units, "hidden_size": args.units}
+    runs = {"official": None}
+    for steps in args.session_steps:
+        runs[f"session-b{args.batch}-k{steps}"] = ours("session", args.batch, session_steps=steps, **units)
+    runs[f"sequence-b{args.batch}"] = ours("sequence", args.batch, **units)
+    return runs
+
+
+def read_sessions(inter_file):
+    frame = pd.read_csv(inter_file, sep="\t")
+    frame.columns = [c.split(":")[0] for c in frame.columns]
+    return frame
+
+
+def split_by_time(frame, test_share):
+    starts = frame.groupby("session_id")["timestamp"].min().sort_values(kind="stable")
+    n_test = int(round(len(starts) * test_share))
+    test_ids = set(starts.index[len(starts) - n_test:])
+    is_test = frame["session_id"].isin(test_ids)
+    return frame[~is_test], frame[is_test]
+
+
+def recbole_config(data_dir, args, settings):
+    return Config(model="DwellGRU4Rec", dataset=NAME, config_dict={
+        "data_path": str(data_dir), "USER_ID_FIELD": "session_id", "ITEM_ID_FIELD": "item_id",
+        "TIME_FIELD": "timestamp", "load_col": {"inter": ["session_id", "item_id", "timestamp"]},
+        "normalize_all": False, "dwell_mode": "none", "num_layers": 1, "dropout_prob": 0.0,
+        "loss_type": "XE-sampled", "n_sample": args.n_sample, "sample_alpha": args.sample_alpha,
+        "learning_rate": args.learning_rate, "learner": args.learner, "MAX_ITEM_LIST_LENGTH": 50, "epochs": args.epochs,
+        "show_progress": False, "state": "ERROR", "device": "cpu", "use_gpu": False, "seed": args.seed,
+        "checkpoint_dir": tempfile.mkdtemp(prefix="speed-ckpt-"), **settings})
+
+
+def training_sequences(data_dir, args):
+    """RecBole's training sequences {session token: (item tokens, times)}, from its prefix samples."""
+    config = recbole_config(data_dir, args, {"train_mode": "prefix"})
+    dataset = create_dataset(config)
+    inter = data_preparation(config, dataset)[0]._dataset.inter_feat
+    users, lengths = inter["session_id"].numpy(), inter["item_length"].numpy()
+    item_lists, items = inter["item_id_list"].numpy(), inter["item_id"].numpy()
+    time_lists, times = inter["timestamp_list"].numpy(), inter["timestamp"].numpy()
+    first = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[first[1:], len(users)]
+    user_tokens, item_tokens = dataset.field2id_token["session_id"], dataset.field2id_token["item_id"]
+    rows = []
+    for start, end in zip(first, ends):
+        head = lengths[start]
+        sequence = np.r_[item_lists[start, :head], items[start:end]]
+        seconds = np.r_[time_lists[start, :head], times[start:end]]
+        rows.append(pd.DataFrame({"SessionId": int(user_tokens[users[start]]),
+                                  "ItemId": item_tokens[sequence].astype(int), "Time": seconds}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_batches(test, known_items, batch=256):
+    """Padded test sessions (item tokens), after dropping items unseen in training and sessions
+    left shorter than two events."""
+    test = test[test["item_id"].isin(known_items)].sort_values(["session_id", "timestamp"], kind="stable")
+    sessions = [g["item_id"].to_numpy() for _, g in test.groupby("session_id", sort=True)]
+    sessions = [s for s in sessions if len(s) >= 2]
+    for start in range(0, len(sessions), batch):
+        chunk = sessions[start:start + batch]
+        width = max(len(s) for s in chunk)
+        tokens = np.zeros((len(chunk), width), dtype=np.int64)
+        for row, s in enumerate(chunk):
+            tokens[row, :len(s)] = s
+        yield tokens, np.array([len(s) for s in chunk])
+
+
+def evaluate(score_positions, to_ids, test, known_items, cutoff=20):
+    """Recall@cutoff and MRR@cutoff over every test event after the first of its session.
+
+    ``score_positions(ids [B, L], lengths)`` gives ``[B, L, n]`` scores: position t has read items
+    0..t and scores the next item; ``to_ids`` maps item tokens to the contender's ids.
+    """
+    hits = reciprocal = events = 0.0
+    with torch.no_grad():
+        for tokens, lengths in test_batches(test, known_items):
+            ids = torch.as_tensor(to_ids(tokens))
+            scores = score_positions(ids, torch.as_tensor(lengths))[:, :-1]
+            targets = ids[:, 1:]
+            real = torch.arange(targets.size(1))[None, :] < torch.as_tensor(lengths)[:, None] - 1
+            target_scores = scores.gather(2, targets.unsqueeze(-1))
+            ranks = 1 + (scores > target_scores).sum(-1)
+            ranks = ranks[real].double()
+            hits += float((ranks <= cutoff).sum())
+            reciprocal += float(torch.where(ranks <= cutoff, 1.0 / ranks, 0.0).sum())
+            events += float(real.sum())
+    return hits / events, reciprocal / events, int(events)
+
+
+def run_ours(data_dir, settings, args, test, known_items, round_index):
+    config = recbole_config(data_dir, args, settings)
+    init_seed(args.seed + round_index, True)
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    torch.set_num_threads(args.threads)
+    model = DwellGRU4Rec(config, train._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    targets = train._dataset.inter_feat[train._dataset.target_field]
+    events = int((targets > 0).sum())
+    epochs = []
+    for epoch in range(args.epochs):
+        model.train()
+        start = time.perf_counter()
+        trainer._train_epoch(train, epoch, show_progress=False)
+        epochs.append(time.perf_counter() - start)
+    model.eval()
+    token_id = dataset.field2token_id["item_id"]
+    lookup = np.vectorize(lambda token: token_id.get(str(token), 0))
+
+    def score_positions(ids, lengths):
+        batch = Interaction({"item_id_list": ids, "item_length": lengths,
+                             "timestamp_list": torch.zeros(ids.shape)})
+        scores = model.forward(batch) @ model.output_weight.t() + model.output_bias
+        scores[..., 0] = -torch.inf  # the padding item
+        return scores
+
+    return events, epochs, evaluate(score_positions, lookup, test, known_items)
+
+
+def run_official(official_dir, train_events, args, test, known_items, round_index):
+    sys.path.insert(0, str(official_dir))
+    official = importlib.import_module("gru4rec_pytorch")
+    _float32_init_weights(official.GRU4RecModel)
+    torch.manual_seed(args.seed + round_index)
+    np.random.seed(args.seed + round_index)
+    torch.set_num_threads(args.threads)
+    gru = official.GRU4Rec(layers=[args.units], loss="cross-entropy", batch_size=args.batch, dropout_p_embed=0.0,
+                           dropout_p_hidden=0.0, learning_rate=0.05, momentum=0.0, sample_alpha=args.sample_alpha,
+                           n_sample=args.n_sample, constrained_embedding=True, n_epochs=1,
+                           device=torch.device("cpu"))
+    # fit() starts from scratch, so all epochs run in one call; its own per-epoch log gives the
+    # per-epoch times (parsed below) and our wall time of the whole call gives the total
+    gru.n_epochs = args.epochs
+    data = train_events.copy()
+    start = time.perf_counter()
+    log = _captured(lambda: gru.fit(data))
+    total = time.perf_counter() - start
+    epochs = [float(line.split("(")[1].split("s)")[0]) for line in log.splitlines() if line.startswith("Epoch")]
+    events = int(len(train_events) - train_events["SessionId"].nunique())
+    itemidmap = gru.data_iterator.itemidmap
+    lookup = np.vectorize(lambda token: int(itemidmap.get(token, 0)))
+    gru.model.eval()
+
+    def score_positions(ids, lengths):
+        hidden = [torch.zeros((ids.size(0), args.units))]
+        scores = [gru.model.forward(ids[:, t], hidden, None, training=False) for t in range(ids.size(1))]
+        return torch.stack(scores, 1)
+
+    return events, epochs, total, evaluate(score_positions, lookup, test, known_items)
+
+
+def _float32_init_weights(model_class):
+    """NumPy 2 fix for the official code's compatibility-mode init: its float32 weights times a
+    float64 scalar became float64 under NumPy 2's promotion rules (NEP 50), which ``Tensor.set_``
+    refuses for a float32 parameter. Cast back to the float32 it had under NumPy 1."""
+    original = model_class.__dict__["_init_numpy_weights"]
+    if getattr(original, "float32_fix", False):
+        return
+
+    def init_numpy_weights(self, shape):
+        return original(self, shape).astype(np.float32)
+
+    init_numpy_weights.float32_fix = True
+    model_class._init_numpy_weights = init_numpy_weights
+
+
+def _captured(call):
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        call()
+    return buffer.getvalue()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--official", required=True, help="checkout of hidasib/GRU4Rec_PyTorch_Official")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--sessions", type=int, default=20000)
+    parser.add_argument("--items", type=int, default=400)
+    parser.add_argument("--test-share", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--session-steps", type=int, nargs="+", default=[1])
+    parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--n-sample", type=int, default=2048)
+    parser.add_argument("--sample-alpha", type=float, default=0.5)
+    parser.add_argument("--learner", default="adam", help="ours: RecBole's learner (the official uses its own Adagrad)")
+    parser.add_argument("--learning-rate", type=float, default=0.001, help="ours (the official: 0.05, its default)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()  # RecBole writes log/ into the working folder: run from the work folder
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        parser.error(f"--out {out} is not empty; pass --overwrite to replace its results")
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="session-speed-"))
+
+    subprocess.run([sys.executable, "-m", "recbole_ext.data.synth", "--out", str(work), "--name", "all",
+                    "--sessions", str(args.sessions), "--items", str(args.items), "--seed", str(args.seed)],
+                   check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    train_frame, test = split_by_time(read_sessions(work / "all" / "all.inter"), args.test_share)
+    write_sessions(train_frame["session_id"], train_frame["item_id"], train_frame["timestamp"], work, NAME)
+    os.chdir(work)  # RecBole's log/ folders
+    train_events = training_sequences(work, args)
+    known_items = set(train_events["ItemId"].tolist())
+
+    rows, results = [], {}
+    for round_index in range(args.rounds):
+        for name, settings in contenders(args).items():
+            if settings is None:
+                events, epochs, total, (recall, mrr, n_test) = run_official(
+                    Path(args.official), train_events, args, test, known_items, round_index)
+            else:
+                events, epochs, (recall, mrr, n_test) = run_ours(work, settings, args, test, known_items, round_index)
+            for epoch, seconds in enumerate(epochs):
+                rows.append({"contender": name, "round": round_index, "epoch": epoch + 1, "events": events,
+                             "seconds": round(seconds, 3), "events_per_s": round(events / seconds, 1),
+                             "recall@20": round(recall, 4) if epoch == len(epochs) - 1 else "",
+                             "mrr@20": round(mrr, 4) if epoch == len(epochs) - 1 else "",
+                             "test_events": n_test})
+            results.setdefault(name, []).append((events, epochs, recall, mrr))
+            print(f"round {round_index} {name}: {[round(events / s) for s in epochs]} events/s, "
+                  f"Recall@20 {recall:.4f} MRR@20 {mrr:.4f} ({n_test} test events)", flush=True)
+
+    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# Session-parallel training vs the official GRU4Rec ({args.sessions} generated sessions)", "",
+             f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+             f"{args.threads} thread(s) per contender, `nice -n 10`, CPU shared with other jobs during the run.",
+             f"Command: `python benchmarks/session_speed.py {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
+             "| contender | events/epoch | events/s (median over epochs and rounds) | vs official | Recall@20 per round | MRR@20 per round |",
+             "|---|---|---|---|---|---|"]
+    medians = {name: float(np.median([e / s for e, seconds, _, _ in runs for s in seconds]))
+               for name, runs in results.items()}
+    for name, runs in results.items():
+        lines.append(f"| {name} | {runs[0][0]} | {medians[name]:.0f} | {medians[name] / medians['official']:.2f}x | "
+                     f"{' '.join(f'{r:.4f}' for _, _, r, _ in runs)} | {' '.join(f'{m:.4f}' for _, _, _, m in runs)} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
