@@ -3,6 +3,9 @@
 PANDAS2_VENV := .venv
 PANDAS3_VENV := .venv-pandas3
 INSTALL_INPUTS := install.sh requirements.txt setup.cfg pyproject.toml
+# One test process per core (pytest-xdist); a test file stays in one process (its module fixtures,
+# e.g. the Ray instance of tests/test_hyper.py, are built once).
+PYTEST_PARALLEL := -n auto --dist loadfile
 
 .PHONY: install install-pandas3 demo test test-pandas2 test-pandas3 lock
 install: $(PANDAS2_VENV)/.installed
@@ -21,10 +24,10 @@ demo: $(PANDAS2_VENV)/.installed
 test: test-pandas2 test-pandas3
 
 test-pandas2: $(PANDAS2_VENV)/.installed
-	$(PANDAS2_VENV)/bin/python -m pytest
+	$(PANDAS2_VENV)/bin/python -m pytest $(PYTEST_PARALLEL)
 
 test-pandas3: $(PANDAS3_VENV)/.installed
-	$(PANDAS3_VENV)/bin/python -m pytest
+	$(PANDAS3_VENV)/bin/python -m pytest $(PYTEST_PARALLEL)
 
 # Re-resolve requirements.txt's open ranges and rewrite both locks (then run `make test`).
 lock:
