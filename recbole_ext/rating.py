@@ -10,17 +10,14 @@ the fold of every rating follows from ``seed`` alone. Every fold is tested twice
 with predictions rounded to the nearest integer (``rounded_*``, the tutorial's rounded MAE).
 """
 
-import shutil
-import tempfile
 import time
 
 import numpy as np
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_logger, init_seed
+from recbole.utils import get_model
 
 from recbole_ext.errors import ConfigError
 from recbole_ext.model.rating import RatingRecommender
+from recbole_ext.run import prepared_run
 
 
 def cross_validate(model, dataset, folds=5, config_file_list=None, config_dict=None, on_fold=None):
@@ -49,21 +46,13 @@ def cross_validate(model, dataset, folds=5, config_file_list=None, config_dict=N
 
 
 def train_fold(model, dataset, config_file_list, config_dict):
-    """One RecBole run on the fold ``config_dict`` names; the checkpoint lives in a temporary folder."""
-    checkpoint_dir = tempfile.mkdtemp(prefix="recbole-ext-fold-")
-    try:
-        config = Config(model=model, dataset=dataset, config_file_list=config_file_list,
-                        config_dict={**config_dict, "checkpoint_dir": checkpoint_dir})
+    """One RecBole run on the fold ``config_dict`` names (:func:`recbole_ext.run.prepared_run`)."""
+    with prepared_run(model, dataset, config_file_list, config_dict) as (config, trainer, splits):
+        train_data, valid_data, test_data = splits
         for key in ("folds", "fold"):
             if config[key] != config_dict[key]:
                 raise ConfigError(f"{key}: {config[key]!r} from the command line or a config file contradicts "
                                   f"cross-validation's {key}: {config_dict[key]!r}")
-        init_seed(config["seed"], config["reproducibility"])
-        init_logger(config)
-        train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
-        init_seed(config["seed"], config["reproducibility"])
-        net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
         validated = []
         started = time.perf_counter()
         _, best_valid = trainer.fit(train_data, valid_data, verbose=False, saved=True,
@@ -71,10 +60,8 @@ def train_fold(model, dataset, config_file_list, config_dict):
                                     callback_fn=lambda epoch, score: validated.append(epoch))
         fit_seconds = time.perf_counter() - started
         test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
-        net.round_predictions = True
+        trainer.model.round_predictions = True
         rounded = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
-    finally:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return {
         "fold": config["fold"],
         "test_result": {k: float(v) for k, v in test.items()},

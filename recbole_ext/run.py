@@ -11,6 +11,7 @@ not pass them on).
 """
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -22,13 +23,12 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
 
-def train_and_test(model, dataset, config_file_list=None, config_dict=None, on_epoch=None):
-    """Train ``model`` on ``dataset`` and test its best checkpoint.
+@contextlib.contextmanager
+def prepared_run(model, dataset, config_file_list=None, config_dict=None):
+    """RecBole's own preparation of one run — ``Config``, seeds, logger, data splits, model, trainer —
+    with the checkpoints in a temporary folder that is removed afterwards.
 
-    ``on_epoch(epoch, valid_score, valid_result, seconds)`` is called after every validation
-    (``seconds`` since training started). The checkpoint lives in a temporary folder, removed at
-    the end. Returns RecBole's result dict plus ``epochs`` (epochs trained), ``seconds`` (training
-    wall time), ``train_seconds`` (each epoch's training time) and ``train_targets`` per epoch.
+    Yields ``(config, trainer, (train_data, valid_data, test_data))``; ``trainer.model`` is the model.
     """
     checkpoint_dir = tempfile.mkdtemp(prefix="recbole-ext-run-")
     try:
@@ -40,7 +40,21 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, on_e
         init_seed(config["seed"], config["reproducibility"])
         net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        yield config, trainer, (train_data, valid_data, test_data)
+    finally:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
+
+def train_and_test(model, dataset, config_file_list=None, config_dict=None, on_epoch=None):
+    """Train ``model`` on ``dataset`` and test its best checkpoint.
+
+    ``on_epoch(epoch, valid_score, valid_result, seconds)`` is called after every validation
+    (``seconds`` since training started). The checkpoint lives in a temporary folder, removed at
+    the end. Returns RecBole's result dict plus ``epochs`` (epochs trained), ``seconds`` (training
+    wall time), ``train_seconds`` (each epoch's training time) and ``train_targets`` per epoch.
+    """
+    with prepared_run(model, dataset, config_file_list, config_dict) as (config, trainer, splits):
+        train_data, valid_data, test_data = splits
         last_valid, epochs, train_seconds = {}, [0], []
         recbole_valid_epoch = trainer._valid_epoch
         recbole_train_epoch = trainer._train_epoch
@@ -73,8 +87,6 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, on_e
         )
         seconds = time.perf_counter() - started
         test = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
-    finally:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return {
         "best_valid_score": float(best_score),
         "valid_score_bigger": config["valid_metric_bigger"],
