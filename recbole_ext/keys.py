@@ -61,6 +61,19 @@ def boolean(config, key):
     return value
 
 
+def require_raw_seconds(config, time_field, needed_by):
+    """Raise :class:`ConfigError` when ``time_field`` is min-max normalized: ``needed_by`` (e.g.
+    ``"dwell_mode: 'feature'"``) reads it as seconds."""
+    normalized_fields = config["normalize_field"] or []
+    if config["normalize_all"] or time_field in normalized_fields:
+        raise ConfigError(
+            f"{needed_by} needs raw seconds in {time_field!r}, but it is min-max normalized "
+            f"(normalize_all: {config['normalize_all']}, normalize_field: {config['normalize_field']}); "
+            f"set normalize_all: False (ml-100k's dataset YAML sets it True)"
+            + (f" and leave {time_field!r} out of normalize_field" if time_field in normalized_fields else "")
+        )
+
+
 def literal_value(text):
     """A ``--key=value`` string as a value: a Python literal (number, boolean, None, string, list,
     tuple, dict), ``true``/``false`` in any case as booleans, and otherwise the string itself."""

@@ -261,14 +261,7 @@ def _check_raw_time_field(config, dataset, time_list_field, mode):
             f"dwell_mode: {mode!r} needs the time field {time_field!r}: add it to load_col "
             f"(load_col: {{inter: [..., {time_field}]}}) or set dwell_mode: none"
         )
-    normalized_fields = config["normalize_field"] or []
-    if config["normalize_all"] or time_field in normalized_fields:
-        raise ConfigError(
-            f"dwell_mode: {mode!r} needs raw seconds in {time_field!r}, but it is min-max normalized "
-            f"(normalize_all: {config['normalize_all']}, normalize_field: {config['normalize_field']}); "
-            f"set normalize_all: False (ml-100k's dataset YAML sets it True)"
-            + (f" and leave {time_field!r} out of normalize_field" if time_field in normalized_fields else "")
-        )
+    keys.require_raw_seconds(config, time_field, f"dwell_mode: {mode!r}")
     times = dataset.inter_feat[time_list_field]
     largest = float(times.abs().max()) if times.numel() else 0.0
     if largest >= FLOAT32_EXACT_SECONDS:

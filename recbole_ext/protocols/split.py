@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from recbole_ext.errors import ConfigError
+from recbole_ext.keys import require_raw_seconds
 from recbole_ext.metrics import GOAL_LENGTH_FIELD
 from recbole_ext.protocols.settings import SECONDS_PER_DAY, SESSION_SPLIT, held_out_count
 
@@ -59,13 +60,8 @@ def check_time_field(dataset, settings):
             f"the time field {time_field!r}, which this dataset does not load: add it to load_col "
             f"(now {config['load_col']}) or use eval_protocol: user_split"
         )
-    normalized = config["normalize_field"] or []
-    if config["normalize_all"] or time_field in normalized:
-        raise ConfigError(
-            f"eval_protocol: session_split needs raw seconds in {time_field!r} (test_days, valid_days), "
-            f"but it is min-max normalized (normalize_all: {config['normalize_all']}, normalize_field: "
-            f"{config['normalize_field']}); set normalize_all: False"
-        )
+    # test_days and valid_days are counted in seconds of the time field
+    require_raw_seconds(config, time_field, "eval_protocol: session_split")
 
 
 def session_roles_and_filter(dataset, settings):
