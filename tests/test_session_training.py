@@ -194,6 +194,20 @@ def test_training_carries_the_state_between_batches_and_resets_it_each_epoch(ses
     torch.testing.assert_close(model.calculate_loss(batches[0]), first)
 
 
+def test_a_batch_loss_is_per_row_of_the_batch_so_the_last_sessions_do_not_take_bigger_steps(session_config):
+    model, train, _ = build(DwellGRU4Rec, session_config, dwell_mode="none", loss_type="CE")
+    last = list(train)[-1]
+    targets, reset = last[TARGETS][0, 0], last[SESSION_RESET_FIELD][0, 0]
+    real = targets > 0
+    assert 0 < int(real.sum()) < ROWS  # the epoch's last step: some rows have no session left
+    model._next_session_block = int(last[SESSION_BLOCK_FIELD][0])
+    loss = model.calculate_loss(last)
+    hidden, _ = model.session_step({ITEMS: last[ITEMS][0, 0]}, None, reset)
+    per_row = torch.nn.functional.cross_entropy(hidden @ model.output_weight.t() + model.output_bias, targets,
+                                                reduction="none")
+    torch.testing.assert_close(loss, per_row[real].sum() / ROWS)
+
+
 @pytest.mark.parametrize(("key", "mode"), [("item_drop_prob", "sequence"), ("shuffle_prob", "prefix")])
 def test_rnncce_noise_is_refused_in_session_mode(session_config, key, mode):
     config = Config(model="RNNCCE", dataset=session_config["dataset"],

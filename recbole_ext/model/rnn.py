@@ -153,7 +153,11 @@ class RNNRecommender(SequentialRecommender):
         self._session_state, self._next_session_block = _detached(state), block + 1
         targets = interaction[self.target_list_field][0]
         real = targets > 0  # rows idle at the end of an epoch have target 0
-        return self.loss(self, torch.stack(hidden)[real], targets[real])
+        # per row of the batch, as the official code divides by the batch size: the mean over the
+        # real rows would give the last few sessions of an epoch, alone in their batches, steps many
+        # times as large, and they are the last steps before each evaluation
+        share = real.sum() / real.numel()
+        return self.loss(self, torch.stack(hidden)[real], targets[real]) * share
 
     def session_step_fields(self):
         """Fields besides the item list that :meth:`session_step` reads (e.g. the time list)."""
