@@ -12,7 +12,7 @@ from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
 from recbole.data.interaction import Interaction
 
 import recbole_ext
-from recbole_ext.data.sequence import SESSION_BLOCK_FIELD, SESSION_RESET_FIELD
+from recbole_ext.data.sequence import SESSION_BLOCK_FIELD, SESSION_RESET_FIELD, sliced_batches, keeps_on_device
 from recbole_ext.model.dwellgru4rec import DwellGRU4Rec
 from recbole_ext.model.rnncce import RNNCCE
 from tests.conftest import quick_test
@@ -242,6 +242,25 @@ def test_sequence_batches_are_slices_of_a_shuffled_order_serving_each_window_onc
     train.generator.set_state(state)
     recbole = list(AbstractDataLoader.__iter__(train))
     assert [b[TARGETS].tolist() for b in ours] == [b[TARGETS].tolist() for b in recbole]
+
+
+def test_a_split_too_big_for_the_gpu_stays_in_host_memory():
+    gpu, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert keeps_on_device(4 * 2**30, gpu, free_bytes=8 * 2**30)  # half of what is free: moved once
+    assert not keeps_on_device(4 * 2**30 + 1, gpu, free_bytes=8 * 2**30)  # more: pinned, copied per batch
+    assert keeps_on_device(10**15, cpu, free_bytes=None)  # host memory is the CPU's own
+
+
+def test_batches_copied_per_batch_are_the_batches_sliced_on_the_device(session_config):
+    config = Config(model="RNNCCE", dataset=session_config["dataset"],
+                    config_dict={**session_config, "train_mode": "sequence", "train_batch_size": 40})
+    train = data_preparation(config, create_dataset(config))[0]
+    state = train.generator.get_state()
+    resident = list(sliced_batches(train._train_tensors, train.step, True, train.generator))
+    train.generator.set_state(state)
+    copied = list(sliced_batches(train._train_tensors, train.step, True, train.generator, batch_device=torch.device("cpu")))
+    assert len(copied) == len(resident) > 1
+    assert all(torch.equal(a[TARGETS], b[TARGETS]) for a, b in zip(copied, resident))
 
 
 def test_prefix_batches_stay_recbole_s_own(session_config):

@@ -279,7 +279,8 @@ def serve_train_batches_as_slices():
     RecBole's ``TrainDataLoader`` hands each batch's sample indices to torch's ``DataLoader``, which
     fetches them one by one in Python, and RecBole's ``Interaction`` turns them into a list to index
     every field. For these splits the tensors are moved once to ``config['device']`` when the loader
-    is built and a batch is one index slice per field: a slice of the shuffled order (drawn from the
+    is built (see :func:`keeps_on_device` for a split too big for a GPU) and a batch is one index
+    slice per field: a slice of the shuffled order (drawn from the
     loader's own generator as torch's ``DataLoader`` draws it, so the batches are RecBole's own), or,
     for ``session`` blocks, a plain slice in order. A ``session`` block carries the hidden state of the
     one before it, so its blocks go in order whatever ``shuffle`` says. RecBole's trainer still runs
@@ -299,18 +300,43 @@ def serve_train_batches_as_slices():
             ours and dataset.target_field in inter and self.neg_sample_args["distribution"] == "none"
             and config["transform"] is None and config["single_spec"]
         )
-        self._train_tensors = inter.to(config["device"]) if sliceable else None
+        self._train_tensors, self._batch_device = None, None
+        if sliceable:
+            device = torch.device(config["device"])
+            free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+            if keeps_on_device(_bytes_of(inter), device, free):
+                self._train_tensors = inter.to(device)
+            else:
+                self._train_tensors = Interaction({name: values.pin_memory() for name, values in inter.interaction.items()})
+                self._batch_device = device
 
     def __iter__(self):
         if getattr(self, "_train_tensors", None) is None:
             return recbole_iter(self)
-        return _slices(self._train_tensors, self.step, self.shuffle, self.generator)
+        return sliced_batches(self._train_tensors, self.step, self.shuffle, self.generator, self._batch_device)
 
     TrainDataLoader.__init__ = __init__
     TrainDataLoader.__iter__ = __iter__
 
 
-def _slices(data, step, shuffle, generator):
+# A training split may take this share of a GPU's free memory; a bigger one stays in pinned host memory
+DEVICE_RESIDENT_SHARE = 0.5
+
+
+def keeps_on_device(n_bytes, device, free_bytes):
+    """Whether a training split of ``n_bytes`` is moved to ``device`` once (True) or kept in pinned host
+    memory, each batch then copied to the device asynchronously (False): a CUDA device keeps it when
+    it takes at most :data:`DEVICE_RESIDENT_SHARE` of ``free_bytes``, what the device has free, so the
+    model and its activations still fit; any other device always keeps it (host memory is its own)."""
+    return device.type != "cuda" or n_bytes <= DEVICE_RESIDENT_SHARE * free_bytes
+
+
+def _bytes_of(data):
+    return sum(values.numel() * values.element_size() for values in data.interaction.values())
+
+
+def sliced_batches(data, step, shuffle, generator, batch_device=None):
+    """The batches of ``data``: index slices, moved to ``batch_device`` when the data is not there."""
     fields = data.interaction
     device = next(iter(fields.values())).device
     order = None
@@ -321,7 +347,11 @@ def _slices(data, step, shuffle, generator):
         order = torch.randperm(len(data), generator=generator).to(device)
     for start in range(0, len(data), step):
         index = slice(start, start + step) if order is None else order[start : start + step]
-        yield Interaction({name: values[index] for name, values in fields.items()})
+        batch = {name: values[index] for name, values in fields.items()}
+        if batch_device is not None:
+            # a slice of pinned memory is pinned: its copy overlaps the device's work
+            batch = {name: values.to(batch_device, non_blocking=True) for name, values in batch.items()}
+        yield Interaction(batch)
 
 
 def _expand(mask, like):
