@@ -142,6 +142,24 @@ def test_sampled_scores_cover_only_batch_targets_and_shared_negatives():
     assert items[:2].tolist() == [2, 3]
 
 
+@pytest.mark.parametrize("loss_type", ["XE-sampled", "BPR-max", "TOP1-max"])
+def test_scoring_every_item_then_picking_columns_equals_scoring_the_columns(loss_type):
+    """With more columns than items the loss scores every item once and picks the columns: the same
+    loss and the same gradients as scoring each column's item (what it does on big catalogues)."""
+    results = []
+    for n_items in (4, 1000):  # 9 columns: more than 4 items, fewer than 1000
+        model = TinyModel()
+        model.n_items = n_items
+        loss = with_fixed_negatives(make_loss(loss_type, model, n_sample=7), [1, 2, 3, 3, 2, 1, 1])
+        value = loss(model, *TWO_ROWS)
+        value.backward()
+        results.append((value.item(), model.item_embedding.weight.grad, model.output_bias.grad))
+    (picked, picked_w, picked_b), (columns, columns_w, columns_b) = results
+    assert picked == pytest.approx(columns, abs=1e-6)
+    assert torch.allclose(picked_w, columns_w, atol=1e-6) and torch.allclose(picked_b, columns_b, atol=1e-6)
+    assert columns_b.abs().sum() > 0  # the gradients compared are not all zero
+
+
 @pytest.mark.parametrize("alpha, expected", [(1.0, [0.0, 0.2, 0.5, 0.3]), (0.0, [0.0, 1 / 3, 1 / 3, 1 / 3])])
 def test_negative_draws_follow_support_to_the_alpha(alpha, expected):
     torch.manual_seed(0)

@@ -111,6 +111,11 @@ class SampledLoss(nn.Module):
     def scores(self, model, hidden, targets):
         """Scores ``[N, N + n_sample]`` over the targets then the negatives, and those item ids."""
         items = torch.cat([targets, self.negatives()]) if self.n_sample else targets
+        if len(items) >= model.n_items:
+            # more columns than items (2048 negatives from a few hundred items): scoring every item
+            # once and picking the columns is the same numbers from a smaller product
+            every_item = hidden @ model.output_weight.t() + model.output_bias
+            return every_item.index_select(1, items), items
         # index_select: its backward is one index_add, where indexing with a tensor sorts the indices
         weight, bias = model.output_weight.index_select(0, items), model.output_bias.index_select(0, items)
         return hidden @ weight.t() + bias, items
