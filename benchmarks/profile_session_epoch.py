@@ -29,7 +29,7 @@ def main(argv=None):
     parser.add_argument("--sessions", type=int, default=5000)
     parser.add_argument("--session-steps", type=int, default=1)
     args = parser.parse_args(argv)
-    settings = argparse.Namespace(n_sample=2048, sample_alpha=0.5, learning_rate=0.05, learner="adagrad",
+    settings = argparse.Namespace(n_sample=2048, sample_alpha=0.5, learning_rate=0.05, learner="adagrad", hidden_projection=False,
                                   epochs=1, seed=0)
     work = tempfile.mkdtemp(prefix="profile-session-")
     write_sessions(*generate(args.sessions, seed=0), work, NAME)

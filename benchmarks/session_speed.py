@@ -84,6 +84,7 @@ def recbole_config(data_dir, args, settings):
         "data_path": str(data_dir), "USER_ID_FIELD": "session_id", "ITEM_ID_FIELD": "item_id",
         "TIME_FIELD": "timestamp", "load_col": {"inter": ["session_id", "item_id", "timestamp"]},
         "normalize_all": False, "dwell_mode": "none", "num_layers": 1, "dropout_prob": 0.0,
+        "hidden_projection": args.hidden_projection,
         "loss_type": "XE-sampled", "n_sample": args.n_sample, "sample_alpha": args.sample_alpha,
         "learning_rate": args.learning_rate, "learner": args.learner, "MAX_ITEM_LIST_LENGTH": 50, "epochs": args.epochs,
         "show_progress": False, "state": "ERROR", "device": "cpu", "use_gpu": False, "seed": args.seed,
@@ -251,6 +252,8 @@ def main(argv=None):
     parser.add_argument("--sample-alpha", type=float, default=0.5)
     parser.add_argument("--learner", default="adam", help="ours: RecBole's learner (the official uses its own Adagrad)")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="ours (the official: 0.05, its default)")
+    parser.add_argument("--hidden-projection", action="store_true",
+                        help="ours: RecBole GRU4Rec's dense layer before the output (default: none, as the official)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")

@@ -148,6 +148,22 @@ def test_every_mode_trains_and_evaluates(session_config, mode, train_mode):
     assert 0.0 <= result["test_result"]["mrr@20"] <= result["test_result"]["recall@20"] <= 1.0
 
 
+def test_without_the_hidden_projection_the_gru_state_scores_the_items(session_config):
+    model, train, _ = build(session_config, dwell_mode="none", hidden_projection=False)
+    batch = next(iter(train))
+    model.eval()
+    with torch.no_grad():
+        states, _, _ = model._read(batch)
+        assert torch.equal(model.last_hidden(batch), states[-1][torch.arange(len(batch)), batch["item_length"] - 1])
+    assert not any(name.startswith("dense") for name, _ in model.named_parameters())
+
+
+def test_without_the_hidden_projection_the_sizes_must_match(session_config):
+    with pytest.raises(recbole_ext.ConfigError, match=r"^hidden_projection: False scores items with the GRU state "
+                                                      r"itself, so hidden_size \(16\) must equal embedding_size \(8\)"):
+        build(session_config, hidden_projection=False, hidden_size=16)
+
+
 def test_missing_time_field_is_a_clear_error(session_config):
     with pytest.raises(recbole_ext.ConfigError, match="time field 'timestamp', which is not loaded"):
         quick_test({**session_config, "load_col": {"inter": ["session_id", "item_id"]}}, model="DwellGRU4Rec")
