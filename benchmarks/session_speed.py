@@ -24,7 +24,6 @@ Writes ``OUT/runs.csv`` (one line per contender, round and epoch) and ``OUT/summ
 """
 
 import argparse
-import csv
 import importlib
 import os
 import platform
@@ -57,12 +56,42 @@ def ours(train_mode, batch, **extra):
 
 
 def contenders(args):
+    """{name: settings}, for each batch size the official code first (settings: its batch size)."""
     units = {"embedding_size": args.units, "hidden_size": args.units}
-    runs = {"official": None}
-    for steps in args.session_steps:
-        runs[f"session-b{args.batch}-k{steps}"] = ours("session", args.batch, session_steps=steps, **units)
-    runs[f"sequence-b{args.batch}"] = ours("sequence", args.batch, **units)
+    runs = {}
+    for batch in args.batch:
+        runs[official_name(batch)] = {"batch": batch}
+        for steps in args.session_steps:
+            runs[f"session-b{batch}-k{steps}"] = ours("session", batch, session_steps=steps, **units)
+        if not args.no_sequence:
+            runs[f"sequence-b{batch}"] = ours("sequence", batch, **units)
     return runs
+
+
+def official_name(batch):
+    return f"official-b{batch}"
+
+
+def batch_of(contender):
+    return int(contender.split("-b")[1].split("-")[0])
+
+
+def summary_lines(frame):
+    """Per round: each contender's median events/s over the round's epochs, its ratio to the official
+    code's at the same batch size in the same round, and its accuracy after the round's last epoch."""
+    lines = []
+    for round_index, runs in frame.groupby("round", sort=True):
+        medians = runs.groupby("contender", sort=False)["events_per_s"].median()
+        last = runs[runs["epoch"] == runs["epoch"].max()].set_index("contender")
+        lines += [f"Round {round_index + 1}:", "",
+                  "| contender | events/epoch | events/s (median of the round's epochs) | vs official, same batch size "
+                  "| Recall@20 | MRR@20 |", "|---|---|---|---|---|---|"]
+        for name, median in medians.items():
+            ratio = median / medians[official_name(batch_of(name))]
+            lines.append(f"| {name} | {last.loc[name, 'events']} | {median:.0f} | {ratio:.2f}x | "
+                         f"{float(last.loc[name, 'recall@20']):.4f} | {float(last.loc[name, 'mrr@20']):.4f} |")
+        lines.append("")
+    return lines
 
 
 def read_sessions(inter_file):
@@ -179,14 +208,14 @@ def run_ours(data_dir, settings, args, test, known_items, round_index):
     return events, epochs, evaluate(score_positions, lookup, test, known_items)
 
 
-def run_official(official_dir, train_events, args, test, known_items, round_index):
+def run_official(official_dir, batch, train_events, args, test, known_items, round_index):
     sys.path.insert(0, str(official_dir))
     official = importlib.import_module("gru4rec_pytorch")
     _float32_init_weights(official.GRU4RecModel)
     torch.manual_seed(args.seed + round_index)
     np.random.seed(args.seed + round_index)
     torch.set_num_threads(args.threads)
-    gru = official.GRU4Rec(layers=[args.units], loss="cross-entropy", batch_size=args.batch, dropout_p_embed=0.0,
+    gru = official.GRU4Rec(layers=[args.units], loss="cross-entropy", batch_size=batch, dropout_p_embed=0.0,
                            dropout_p_hidden=0.0, learning_rate=0.05, momentum=0.0, sample_alpha=args.sample_alpha,
                            n_sample=args.n_sample, constrained_embedding=True, n_epochs=1,
                            device=torch.device("cpu"))
@@ -245,7 +274,9 @@ def main(argv=None):
     parser.add_argument("--test-share", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, nargs="+", default=[64],
+                        help="batch sizes (rows); every contender runs at each, compared with the official at the same")
+    parser.add_argument("--no-sequence", action="store_true", help="leave out ours in sequence mode")
     parser.add_argument("--session-steps", type=int, nargs="+", default=[1])
     parser.add_argument("--units", type=int, default=64)
     parser.add_argument("--n-sample", type=int, default=2048)
@@ -273,12 +304,12 @@ def main(argv=None):
     train_events = training_sequences(work, args)
     known_items = set(train_events["ItemId"].tolist())
 
-    rows, results = [], {}
+    rows, load_at_start = [], os.getloadavg()[0]
     for round_index in range(args.rounds):
         for name, settings in contenders(args).items():
-            if settings is None:
+            if "batch" in settings:
                 events, epochs, total, (recall, mrr, n_test) = run_official(
-                    Path(args.official), train_events, args, test, known_items, round_index)
+                    Path(args.official), settings["batch"], train_events, args, test, known_items, round_index)
             else:
                 events, epochs, (recall, mrr, n_test) = run_ours(work, settings, args, test, known_items, round_index)
             for epoch, seconds in enumerate(epochs):
@@ -287,26 +318,22 @@ def main(argv=None):
                              "recall@20": round(recall, 4) if epoch == len(epochs) - 1 else "",
                              "mrr@20": round(mrr, 4) if epoch == len(epochs) - 1 else "",
                              "test_events": n_test})
-            results.setdefault(name, []).append((events, epochs, recall, mrr))
             print(f"round {round_index} {name}: {[round(events / s) for s in epochs]} events/s, "
                   f"Recall@20 {recall:.4f} MRR@20 {mrr:.4f} ({n_test} test events)", flush=True)
 
-    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    frame = pd.DataFrame(rows)
+    staged = out / "runs.csv.tmp"
+    frame.to_csv(staged, index=False)
+    os.replace(staged, out / "runs.csv")
+    command = " ".join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Session-parallel training vs the official GRU4Rec ({args.sessions} generated sessions)", "",
-             f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-             f"{args.threads} thread(s) per contender, `nice -n 10`, CPU shared with other jobs during the run.",
-             f"Command: `python benchmarks/session_speed.py {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
-             "| contender | events/epoch | events/s (median over epochs and rounds) | vs official | Recall@20 per round | MRR@20 per round |",
-             "|---|---|---|---|---|---|"]
-    medians = {name: float(np.median([e / s for e, seconds, _, _ in runs for s in seconds]))
-               for name, runs in results.items()}
-    for name, runs in results.items():
-        lines.append(f"| {name} | {runs[0][0]} | {medians[name]:.0f} | {medians[name] / medians['official']:.2f}x | "
-                     f"{' '.join(f'{r:.4f}' for _, _, r, _ in runs)} | {' '.join(f'{m:.4f}' for _, _, _, m in runs)} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+             f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch "
+             f"{torch.__version__}, {args.threads} thread(s) per contender; load average (1 min) "
+             f"{load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.",
+             f"Command: `python benchmarks/session_speed.py {command}`", "", *summary_lines(frame)]
+    staged = out / "summary.md.tmp"
+    staged.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(staged, out / "summary.md")
     print("\n".join(lines))
     return 0
 
