@@ -24,6 +24,7 @@ class TinyModel(nn.Module):
     """Output layer W = [[0,0],[1,0],[0,1],[1,1]], b = [0, .1, -.2, .3]; item 0 is padding."""
 
     n_items = 4
+    sparse_item_grad = False
 
     def __init__(self, tied=True):
         super().__init__()

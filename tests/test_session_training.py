@@ -10,10 +10,12 @@ from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
 from recbole.data.interaction import Interaction
+from recbole.trainer import Trainer
 
 import recbole_ext
 from recbole_ext.data.sequence import SESSION_BLOCK_FIELD, SESSION_RESET_FIELD, sliced_batches, keeps_on_device
 from recbole_ext.model.dwellgru4rec import DwellGRU4Rec
+from recbole_ext.model.rnn import sparse_item_gradients
 from recbole_ext.model.rnncce import RNNCCE
 from tests.conftest import quick_test
 from tests.session_data import session_dataset
@@ -206,6 +208,43 @@ def test_a_batch_loss_is_per_row_of_the_batch_so_the_last_sessions_do_not_take_b
     per_row = torch.nn.functional.cross_entropy(hidden @ model.output_weight.t() + model.output_bias, targets,
                                                 reduction="none")
     torch.testing.assert_close(loss, per_row[real].sum() / ROWS)
+
+
+@pytest.mark.parametrize(("settings", "sparse"), [
+    ({"loss_type": "XE-sampled", "learner": "adagrad"}, True),
+    ({"loss_type": "BPR-max", "learner": "SGD"}, True),
+    ({"loss_type": "XE-sampled", "learner": "adam"}, False),  # Adam's moments move every row
+    ({"loss_type": "CE", "learner": "adagrad"}, False),  # the full softmax touches every row anyway
+    ({"loss_type": "TOP1-max", "learner": "adagrad", "weight_decay": 0.1}, False),
+    ({"loss_type": "TOP1-max", "learner": "adagrad", "clip_grad_norm": {"max_norm": 5}}, False),
+])
+def test_item_rows_get_sparse_gradients_only_where_the_update_is_the_same(settings, sparse):
+    assert sparse_item_gradients({"weight_decay": 0.0, "clip_grad_norm": None, **settings}) is sparse
+
+
+def test_sparse_item_gradients_give_recbole_s_adagrad_the_same_updates(session_config):
+    trained = []
+    for sparse in (True, False):
+        model, train, config = build(DwellGRU4Rec, session_config, dwell_mode="none", loss_type="XE-sampled",
+                                     n_sample=4, learner="adagrad", learning_rate=0.05)
+        assert model.sparse_item_grad
+        assert ROWS + 4 < model.n_items  # fewer columns than items: the sampled rows alone are scored
+        if not sparse:
+            model.sparse_item_grad = model.item_embedding.sparse = False
+        optimizer = Trainer(config, model).optimizer
+        torch.manual_seed(1)  # the same negatives for both
+        for batch in list(train)[:3]:
+            optimizer.zero_grad()
+            model.calculate_loss(batch).backward()
+            assert model.item_embedding.weight.grad.is_sparse is sparse
+            optimizer.step()
+        trained.append({name: p.detach().clone() for name, p in model.named_parameters()})
+    sparse_trained, dense_trained = trained
+    assert sparse_trained.keys() == dense_trained.keys()
+    for name, values in sparse_trained.items():
+        torch.testing.assert_close(values, dense_trained[name])
+    initial = build(DwellGRU4Rec, session_config)[0].item_embedding.weight
+    assert not torch.equal(sparse_trained["item_embedding.weight"], initial)  # the steps did move the rows
 
 
 @pytest.mark.parametrize(("key", "mode"), [("item_drop_prob", "sequence"), ("shuffle_prob", "prefix")])

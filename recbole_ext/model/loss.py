@@ -3,7 +3,8 @@
 A loss is called as ``loss(model, hidden, targets)``: final hidden states ``h`` [N, D] (one per
 training target), the target item ids [N], and the model's output layer — ``model.output_weight``
 ``W`` [n_items, D] (row 0 is the padding item), ``model.output_bias`` ``b`` [n_items],
-``model.item_embedding`` and ``model.output_is_item_embedding`` (weight tying). Scores are h·Wᵀ + b.
+``model.item_embedding``, ``model.output_is_item_embedding`` (weight tying) and
+``model.sparse_item_grad`` (the sampled rows get a sparse gradient). Scores are h·Wᵀ + b.
 
 * ``CE``: full softmax cross-entropy over all items.
 * ``KL``: CE + γ·τ·KL(softmax(E·e_y/τ) ‖ softmax(h·Eᵀ/τ)), the augmented loss of Inan et al.
@@ -116,8 +117,10 @@ class SampledLoss(nn.Module):
             # once and picking the columns is the same numbers from a smaller product
             every_item = hidden @ model.output_weight.t() + model.output_bias
             return every_item.index_select(1, items), items
-        # index_select: its backward is one index_add, where indexing with a tensor sorts the indices
-        weight, bias = model.output_weight.index_select(0, items), model.output_bias.index_select(0, items)
+        # F.embedding (like index_select) back-propagates by one index_add, where indexing with a
+        # tensor sorts the indices; with sparse_item_grad it gives the rows a sparse gradient
+        weight = F.embedding(items, model.output_weight, sparse=model.sparse_item_grad)
+        bias = model.output_bias.index_select(0, items)
         return hidden @ weight.t() + bias, items
 
     def forward(self, model, hidden, targets):
@@ -203,6 +206,7 @@ LOSSES = {
     "BPR-max": BPRMax,
     "TOP1-max": TOP1Max,
 }
+SAMPLED_LOSSES = tuple(name for name, loss in LOSSES.items() if issubclass(loss, SampledLoss))
 
 
 def build_loss(config, model, dataset):

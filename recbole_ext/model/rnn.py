@@ -28,7 +28,7 @@ from recbole_ext.data.sequence import (
     target_list_field,
 )
 from recbole_ext.errors import ConfigError
-from recbole_ext.model.loss import LOSSES, build_loss
+from recbole_ext.model.loss import LOSSES, SAMPLED_LOSSES, build_loss
 
 
 class RNNRecommender(SequentialRecommender):
@@ -68,6 +68,12 @@ class RNNRecommender(SequentialRecommender):
             )
         self.item_embedding = item_embedding
         self.output_is_item_embedding = weight_tying
+        self.sparse_item_grad = sparse_item_gradients(config)
+        item_embedding.sparse = self.sparse_item_grad
+        if self.sparse_item_grad:
+            # torch's default (no invariant checks on the optimizer's sparse tensors), said explicitly:
+            # left implicit, torch warns about it at the first step
+            torch.sparse.check_sparse_tensor_invariants.disable()
         if not weight_tying:
             self.output_matrix = nn.Parameter(torch.empty(self.n_items, hidden_dim))
             nn.init.xavier_normal_(self.output_matrix)
@@ -162,6 +168,21 @@ class RNNRecommender(SequentialRecommender):
     def session_step_fields(self):
         """Fields besides the item list that :meth:`session_step` reads (e.g. the time list)."""
         return ()
+
+
+def sparse_item_gradients(config):
+    """Whether the item rows (input embedding, output matrix) get sparse gradients: with a sampled
+    loss a batch touches a few thousand rows, and Adagrad and plain SGD (RecBole's ``sgd`` has no
+    momentum) leave a row without gradient as it is, so a sparse gradient gives the very same update
+    at a cost that does not grow with the catalogue (the official GRU4Rec's sparse embeddings). Adam's
+    moments move every row, weight decay touches every row, and RecBole's gradient clipping reads
+    dense norms: those keep dense gradients."""
+    return (
+        config["loss_type"] in SAMPLED_LOSSES
+        and str(config["learner"]).lower() in ("adagrad", "sgd")
+        and not config["weight_decay"]
+        and not config["clip_grad_norm"]
+    )
 
 
 def zero_rows(state, start):
