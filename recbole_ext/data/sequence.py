@@ -280,8 +280,8 @@ def serve_train_batches_as_slices():
     fetches them one by one in Python, and RecBole's ``Interaction`` turns them into a list to index
     every field. For these splits the tensors are moved once to ``config['device']`` when the loader
     is built (see :func:`keeps_on_device` for a split too big for a GPU) and a batch is one index
-    slice per field: a slice of the shuffled order (drawn from the
-    loader's own generator as torch's ``DataLoader`` draws it, so the batches are RecBole's own), or,
+    slice per field: a slice of the shuffled order (drawn from the loader's own generator as torch's
+    ``DataLoader`` draws it, so the batches are RecBole's own), or,
     for ``session`` blocks, a plain slice in order. A ``session`` block carries the hidden state of the
     one before it, so its blocks go in order whatever ``shuffle`` says. RecBole's trainer still runs
     the epoch, moving each batch to the device (already there).
@@ -349,7 +349,8 @@ def sliced_batches(data, step, shuffle, generator, batch_device=None):
         index = slice(start, start + step) if order is None else order[start : start + step]
         batch = {name: values[index] for name, values in fields.items()}
         if batch_device is not None:
-            # a slice of pinned memory is pinned: its copy overlaps the device's work
+            # a plain slice of pinned memory is pinned, so its copy overlaps the device's work (a
+            # shuffled window batch is gathered into ordinary memory and copied synchronously)
             batch = {name: values.to(batch_device, non_blocking=True) for name, values in batch.items()}
         yield Interaction(batch)
 
