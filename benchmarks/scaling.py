@@ -8,7 +8,7 @@ targets are validation and test). Then, each in a fresh process (so peak RSS is 
 * **ours**: DwellGRU4Rec (``dwell_mode: none``) in ``train_mode: session`` with the settings of
   ``benchmarks/session_speed.py`` (its ``recbole_config``), trained by RecBole's own
   ``Trainer._train_epoch``. Measured: the dataset build (``create_dataset`` + ``data_preparation``),
-  training events (targets) per second, peak RSS (``ru_maxrss``).
+  training events (targets) per second, peak RSS (``VmHWM``).
 * **official**: Hidasi's GRU4Rec (a checkout outside this repository, for measuring only, driven as
   ``session_speed.py`` drives it, with its NumPy-2 float32 fix) on the same training events: each
   session's training sequence from RecBole's split, computed here and checked against what ours
@@ -51,14 +51,22 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
+from recbole_ext.errors import DataError  # noqa: E402
+
 NAME = "speed-train"  # session_speed.recbole_config reads the dataset of this name
 RESULT_FILES = ("runs.csv", "summary.md")
 LOSSES = ("CE", "XE-sampled", "BPR-max")
-MB = 1024  # ru_maxrss is in KiB on Linux
+KIB_PER_MB = 1024
 
 
 def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MB
+    """This process's peak resident memory, MB: ``VmHWM`` of /proc/self/status. (``ru_maxrss`` would
+    keep the high-water mark of the parent's forked image across ``exec``: a floor that is not ours.)"""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / KIB_PER_MB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB  # KiB on Linux
 
 
 # ------------------------------------------------------------------ the official's training events
@@ -219,7 +227,7 @@ def run_child(kind, spec, work):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(spec["threads"]),
            "MKL_NUM_THREADS": str(spec["threads"])}
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", kind, str(spec_file)],
-                          cwd=work, env=env, capture_output=True, text=True)
+                          check=False, cwd=work, env=env, capture_output=True, text=True)
     spec_file.unlink()
     if done.returncode != 0:
         raise RuntimeError(f"{kind} child failed ({done.returncode}):\n{done.stderr[-4000:]}")
@@ -228,18 +236,18 @@ def run_child(kind, spec, work):
 
 # ------------------------------------------------------------------ output
 def check_out(out, overwrite):
-    """Raise SystemExit unless ``out`` may receive the results (see the module doc)."""
+    """Raise :class:`DataError` unless ``out`` may receive the results (see the module doc)."""
     if not os.path.lexists(out):
         return
     if out.is_symlink() or not out.is_dir():
-        raise SystemExit(f"scaling: error: --out {out} is not a folder; give a new or results folder")
+        raise DataError(f"--out {out} is not a folder; give a new or results folder")
     entries = sorted(os.listdir(out))
     if entries and not overwrite:
-        raise SystemExit(f"scaling: error: --out {out} is not empty; pass --overwrite to replace its results")
+        raise DataError(f"--out {out} is not empty; pass --overwrite to replace its results")
     others = [e for e in entries if e not in RESULT_FILES or not (out / e).is_file() or (out / e).is_symlink()]
     if others:
-        raise SystemExit(f"scaling: error: --out {out} holds {', '.join(others[:3])}, not only "
-                         f"{' and '.join(RESULT_FILES)}; --overwrite replaces only those: move it away yourself")
+        raise DataError(f"--out {out} holds {', '.join(others[:3])}, not only {' and '.join(RESULT_FILES)}; "
+                        "--overwrite replaces only those: move it away yourself")
 
 
 def write_results(out, rows, summary, overwrite):
@@ -274,23 +282,23 @@ def summarise(rows, args, command, loads):
     lines = [
         "# Training cost as an RSC15-shaped log grows",
         "",
-        f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), shared with other "
-        f"jobs (load average over 1 min: {loads[0]:.1f} at the start, {loads[1]:.1f} at the end); "
-        f"torch {__import__('torch').__version__}, {args.threads} thread per contender, CPU only.",
+        (f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), shared with other "
+         f"jobs (load average over 1 min: {loads[0]:.1f} at the start, {loads[1]:.1f} at the end); "
+         f"torch {__import__('torch').__version__}, {args.threads} thread per contender, CPU only."),
         f"Command: `{command}`",
         "",
-        f"Each contender and size: one fresh process, trained on {cap} (batch {args.batch}, "
-        f"{args.units} units, XE-sampled with {args.n_sample} negatives, alpha {args.sample_alpha}).",
+        (f"Each contender and size: one fresh process, trained on {cap} (batch {args.batch}, "
+         f"{args.units} units, XE-sampled with {args.n_sample} negatives, alpha {args.sample_alpha})."),
         "",
-        "| events in log | items | training targets | ours build s | official setup s | ours events/s | "
-        "official events/s | ours / official | ours peak RSS MB | official peak RSS MB |",
+        ("| events in log | items (ours, official) | training targets | ours build s | official setup s | "
+         "ours events/s | official events/s | ours / official | ours peak RSS MB | official peak RSS MB |"),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
         ours, official = get(size=size, contender="ours")[0], get(size=size, contender="official")[0]
         lines.append(
-            f"| {size:,} | {ours['catalogue']:,} | {ours['epoch_targets']:,} | {ours['build_s']:.1f} | "
-            f"{official['build_s']:.1f} | {ours['events_per_s']:.0f} | {official['events_per_s']:.0f} | "
+            f"| {size:,} | {ours['catalogue']:,}, {official['catalogue']:,} | {ours['epoch_targets']:,} | "
+            f"{ours['build_s']:.1f} | {official['build_s']:.1f} | {ours['events_per_s']:.0f} | {official['events_per_s']:.0f} | "
             f"{ours['events_per_s'] / official['events_per_s']:.2f}x | {ours['rss_peak_mb']:.0f} | "
             f"{official['rss_peak_mb']:.0f} |")
     for mode in args.loss_modes:
@@ -299,9 +307,9 @@ def summarise(rows, args, command, loads):
             continue
         per_target = {loss: np.median([r["seconds"] / r["trained_targets"] for r in measured if r["loss"] == loss])
                       for loss in LOSSES}
-        lines += ["", f"Per-target training time by loss, `train_mode: {mode}`, batch {args.batch}, "
-                  f"{measured[0]['catalogue']:,} items ({max(args.sizes):,}-event log; median of "
-                  f"{args.loss_rounds} alternating rounds, each on the first {args.loss_targets:,} targets):", "",
+        lines += ["", (f"Per-target training time by loss, `train_mode: {mode}`, batch {args.batch}, "
+                       f"{measured[0]['catalogue']:,} items ({max(args.sizes):,}-event log; median of "
+                       f"{args.loss_rounds} alternating rounds, each on the first {args.loss_targets:,} targets):"), "",
                   "| loss | µs per target | targets/s | CE time / this loss's time |", "|---|---|---|---|"]
         for loss in LOSSES:
             lines.append(f"| {loss} | {per_target[loss] * 1e6:.0f} | {1 / per_target[loss]:.0f} | "
@@ -339,7 +347,11 @@ def main(argv=None):
     if args.train_events < 0:
         parser.error(f"--train-events: {args.train_events} is not allowed; use 0 (whole epoch) or a positive count")
     out = Path(args.out).resolve()
-    check_out(out, args.overwrite)
+    try:
+        check_out(out, args.overwrite)
+    except DataError as error:
+        print(f"scaling: error: {error}", file=sys.stderr)
+        return 2
     official_dir = Path(args.official).resolve()
     if not (official_dir / "gru4rec_pytorch.py").is_file():
         parser.error(f"--official: {official_dir} holds no gru4rec_pytorch.py; give the official checkout")
