@@ -17,6 +17,7 @@ does not move); the full-softmax CE touches every row and stays dense.
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -49,32 +50,36 @@ def main(argv=None):
     settings = argparse.Namespace(n_sample=2048, sample_alpha=0.5, learning_rate=0.05, learner="adagrad",
                                   epochs=1, seed=0)
     work = tempfile.mkdtemp(prefix="profile-scaling-")
-    write_sessions(*generate_rsc15(args.events, seed=0), work, NAME)
-    os.chdir(work)  # RecBole's log/ folder
-    config = recbole_config(work, settings, {"train_mode": args.mode, "train_batch_size": 64,
-                                             "embedding_size": 64, "hidden_size": 64})
-    train = data_preparation(config, create_dataset(config))[0]
-    torch.set_num_threads(1)
-    print(f"{train._dataset.item_num - 1} items, train_mode {args.mode}, sparse rows: {args.sparse_rows}")
-    for loss in LOSSES:
-        config["loss_type"] = loss
-        init_seed(0, True)
-        model = DwellGRU4Rec(config, train._dataset)
-        model.item_embedding.sparse = args.sparse_rows
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-        batches = FirstTargets(train, train._dataset.target_field, args.targets)
-        start = time.perf_counter()
-        trainer._train_epoch(batches, 0, show_progress=False)
-        seconds = time.perf_counter() - start
-        print(f"\n{loss}: {seconds / batches.targets * 1e6:.0f} µs per target ({batches.targets} targets)")
-        batches = FirstTargets(train, train._dataset.target_field, args.targets)
-        with profile() as prof:
+    try:
+        write_sessions(*generate_rsc15(args.events, seed=0), work, NAME)
+        os.chdir(work)  # RecBole's log/ folder
+        config = recbole_config(work, settings, {"train_mode": args.mode, "train_batch_size": 64,
+                                                 "embedding_size": 64, "hidden_size": 64})
+        train = data_preparation(config, create_dataset(config))[0]
+        torch.set_num_threads(1)
+        print(f"{train._dataset.item_num - 1} items, train_mode {args.mode}, sparse rows: {args.sparse_rows}")
+        for loss in LOSSES:
+            config["loss_type"] = loss
+            init_seed(0, True)
+            model = DwellGRU4Rec(config, train._dataset)
+            model.item_embedding.sparse = args.sparse_rows
+            trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+            batches = FirstTargets(train, train._dataset.target_field, args.targets)
+            start = time.perf_counter()
             trainer._train_epoch(batches, 0, show_progress=False)
-        averages = prof.key_averages()
-        total = sum(event.self_cpu_time_total for event in averages)
-        optimizer = sum(event.cpu_time_total for event in averages if event.key.startswith("Optimizer.step"))
-        print(f"optimizer step: {optimizer / total:.0%} of the profiled CPU time")
-        print(averages.table(sort_by="self_cpu_time_total", row_limit=8))
+            seconds = time.perf_counter() - start
+            print(f"\n{loss}: {seconds / batches.targets * 1e6:.0f} µs per target ({batches.targets} targets)")
+            batches = FirstTargets(train, train._dataset.target_field, args.targets)
+            with profile() as prof:
+                trainer._train_epoch(batches, 0, show_progress=False)
+            averages = prof.key_averages()
+            total = sum(event.self_cpu_time_total for event in averages)
+            optimizer = sum(event.cpu_time_total for event in averages if event.key.startswith("Optimizer.step"))
+            print(f"optimizer step: {optimizer / total:.0%} of the profiled CPU time")
+            print(averages.table(sort_by="self_cpu_time_total", row_limit=8))
+    finally:
+        os.chdir(Path.home())
+        shutil.rmtree(work, ignore_errors=True)  # the temporary folder made above: the log and RecBole's log/
     return 0
 
 
