@@ -2,6 +2,9 @@
 
     python -m recbole_ext.data.synth --out data --name synth-sessions --sessions 3000 --seed 0
 
+(``--shape rsc15 --events N`` writes a log shaped like RSC15 instead, for measuring scale:
+:mod:`recbole_ext.data.synth_rsc15`.)
+
 What it plants. Every session has an *intent topic* (topics of 20 items, Zipf-popular). Each event
 is one of
 
@@ -26,9 +29,11 @@ import sys
 import numpy as np
 
 from recbole_ext.data.atomic import NAME_RULE, check_output, write_sessions
+from recbole_ext.data.synth_rsc15 import RSC15_ITEMS, generate_rsc15
 from recbole_ext.errors import RecBoleExtError
 
 MAX_LENGTH = 40
+SHAPES = ("dwell", "rsc15")
 
 
 def generate(n_sessions, n_items=400, topic_size=20, noise=0.35, revisit=0.2, intent_dwell=90.0,
@@ -78,13 +83,26 @@ def main(argv=None):
     parser.add_argument("--name", default="synth-sessions", help=f"dataset name, {NAME_RULE} (default: synth-sessions)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing OUT/NAME written by this tool (NAME.inter and NAME.yaml only)")
-    parser.add_argument("--sessions", type=int, default=3000, help="number of sessions (default: 3000)")
-    parser.add_argument("--items", type=int, default=400, help="number of items (default: 400)")
-    parser.add_argument("--noise", type=float, default=0.35, help="share of noise clicks (default: 0.35)")
-    parser.add_argument("--revisit", type=float, default=0.2,
-                        help="share of returns to the longest-dwelled earlier item (default: 0.2)")
+    parser.add_argument("--shape", choices=SHAPES, default="dwell",
+                        help="dwell: sessions with planted dwell-time signal (default); rsc15: a click log "
+                             "shaped like RSC15 (recbole_ext.data.synth_rsc15)")
+    parser.add_argument("--sessions", type=int, help="dwell: number of sessions (default: 3000)")
+    parser.add_argument("--events", type=int, help="rsc15: number of clicks (required)")
+    parser.add_argument("--items", type=int,
+                        help=f"number of items (default: 400 for dwell, {RSC15_ITEMS} for rsc15)")
+    parser.add_argument("--noise", type=float, help="dwell: share of noise clicks (default: 0.35)")
+    parser.add_argument("--revisit", type=float,
+                        help="dwell: share of returns to the longest-dwelled earlier item (default: 0.2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.shape == "rsc15":
+        return _main_rsc15(parser, args)
+    if args.events is not None:
+        parser.error("--events is for --shape rsc15; the dwell shape counts --sessions")
+    args.sessions = 3000 if args.sessions is None else args.sessions
+    args.items = 400 if args.items is None else args.items
+    args.noise = 0.35 if args.noise is None else args.noise
+    args.revisit = 0.2 if args.revisit is None else args.revisit
     if args.sessions < 1:
         parser.error(f"--sessions: {args.sessions} is not allowed; use a positive integer")
     if args.items < 20:
@@ -103,6 +121,29 @@ def main(argv=None):
         print(f"synth: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {len(items)} events in {args.sessions} sessions; config: {config}")
+    return 0
+
+
+def _main_rsc15(parser, args):
+    for key in ("sessions", "noise", "revisit"):
+        if getattr(args, key) is not None:
+            parser.error(f"--{key} is for --shape dwell; --shape rsc15 takes --events, --items and --seed")
+    if args.events is None:
+        parser.error("--shape rsc15 needs --events N (the number of clicks, at least 2)")
+    if args.events < 2:
+        parser.error(f"--events: {args.events} is not allowed; use at least 2 (a session has 2 or more clicks)")
+    items = RSC15_ITEMS if args.items is None else args.items
+    if items < 2:
+        parser.error(f"--items: {items} is not allowed; use at least 2")
+    try:
+        check_output(args.out, args.name, args.overwrite)
+        sessions, item_ids, times = generate_rsc15(args.events, n_items=items, seed=args.seed)
+        config = write_sessions(sessions, item_ids, times, args.out, args.name, args.overwrite)
+    except RecBoleExtError as error:
+        print(f"synth: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(item_ids)} events in {int(sessions[-1])} sessions over {len(np.unique(item_ids))} items; "
+          f"config: {config}")
     return 0
 
 
