@@ -8,11 +8,10 @@ the settings of benchmarks/scaling.py).
 Prints, per loss, µs per target of an unprofiled pass, then the profiled pass's top operations and
 the share of its CPU time inside the optimizer step.
 
-``--sparse-rows`` is an experiment, not the library's behaviour: it makes the item embedding and the
-sampled losses' output rows produce sparse gradients (``nn.Embedding.sparse``, ``F.embedding(...,
-sparse=True)``), so torch's Adagrad updates only the rows a batch touched instead of every row of
-the catalogue. For Adagrad without weight decay that is the same update (a row with zero gradient
-does not move); the full-softmax CE touches every row and stays dense.
+With Adagrad (no weight decay) the sampled losses give the item rows sparse gradients
+(``recbole_ext.model.rnn.sparse_item_gradients``), so the step updates only the rows a batch
+touched; ``--dense-rows`` turns that off, to see what a dense update over the whole catalogue costs.
+The full-softmax CE touches every row and is dense either way.
 """
 
 import argparse
@@ -43,12 +42,10 @@ def main(argv=None):
     parser.add_argument("--events", type=int, default=500_000, help="events in the generated log")
     parser.add_argument("--targets", type=int, default=10_000, help="training targets per pass")
     parser.add_argument("--mode", choices=["session", "sequence"], default="session")
-    parser.add_argument("--sparse-rows", action="store_true", help="the sparse-gradient experiment (module doc)")
+    parser.add_argument("--dense-rows", action="store_true", help="dense gradients for the item rows (module doc)")
     args = parser.parse_args(argv)
-    if args.sparse_rows:
-        _sparse_output_rows()
     settings = argparse.Namespace(n_sample=2048, sample_alpha=0.5, learning_rate=0.05, learner="adagrad",
-                                  epochs=1, seed=0)
+                                  epochs=1, seed=0, hidden_projection=False)
     work = tempfile.mkdtemp(prefix="profile-scaling-")
     try:
         write_sessions(*generate_rsc15(args.events, seed=0), work, NAME)
@@ -57,12 +54,13 @@ def main(argv=None):
                                                  "embedding_size": 64, "hidden_size": 64})
         train = data_preparation(config, create_dataset(config))[0]
         torch.set_num_threads(1)
-        print(f"{train._dataset.item_num - 1} items, train_mode {args.mode}, sparse rows: {args.sparse_rows}")
+        print(f"{train._dataset.item_num - 1} items, train_mode {args.mode}, dense rows: {args.dense_rows}")
         for loss in LOSSES:
             config["loss_type"] = loss
             init_seed(0, True)
             model = DwellGRU4Rec(config, train._dataset)
-            model.item_embedding.sparse = args.sparse_rows
+            if args.dense_rows:
+                model.sparse_item_grad = model.item_embedding.sparse = False
             trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
             batches = FirstTargets(train, train._dataset.target_field, args.targets)
             start = time.perf_counter()
@@ -81,20 +79,6 @@ def main(argv=None):
         os.chdir(Path.home())
         shutil.rmtree(work, ignore_errors=True)  # the temporary folder made above: the log and RecBole's log/
     return 0
-
-
-def _sparse_output_rows():
-    """The sampled losses' output rows gathered by ``F.embedding(sparse=True)`` (the bias stays dense)."""
-    import torch.nn.functional as F
-
-    from recbole_ext.model.loss import SampledLoss
-
-    def scores(self, model, hidden, targets):
-        items = torch.cat([targets, self.negatives()]) if self.n_sample else targets
-        weight = F.embedding(items, model.output_weight, sparse=True)
-        return hidden @ weight.t() + model.output_bias.index_select(0, items), items
-
-    SampledLoss.scores = scores
 
 
 if __name__ == "__main__":

@@ -332,6 +332,8 @@ def main(argv=None):
     parser.add_argument("--loss-rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--hidden-projection", action="store_true",
+                        help="ours: RecBole GRU4Rec's dense layer before the output (default: none, as the official)")
     parser.add_argument("--n-sample", type=int, default=2048)
     parser.add_argument("--sample-alpha", type=float, default=0.5)
     parser.add_argument("--learner", default="adagrad")
@@ -359,7 +361,7 @@ def main(argv=None):
     shared = {"threads": args.threads, "official": str(official_dir), "cap": args.train_events,
               "args": {"n_sample": args.n_sample, "sample_alpha": args.sample_alpha, "learner": args.learner,
                        "learning_rate": args.learning_rate, "epochs": 1, "seed": args.seed, "batch": args.batch,
-                       "units": args.units}}
+                       "units": args.units, "hidden_projection": args.hidden_projection}}
     rows, load_at_start = [], os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="scaling-"))
     try:
