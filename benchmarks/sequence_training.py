@@ -1,7 +1,8 @@
 """Whole-sequence training vs RecBole's per-prefix training vs a raw PyTorch loop, in one run on one machine.
 
-Trains RecBole's GRU4Rec (per-prefix samples, as RecBole does it) and RNNCCE (GRU) in ``sequence``
-mode (and, on request, in ``prefix`` mode), each to early stopping on valid NDCG@10, then times the
+Trains RecBole's GRU4Rec (per-prefix samples, as RecBole does it) and RNNCCE (GRU) in ``prefix`` mode
+and in ``sequence`` mode (at GRU4Rec's settings and at its own learning rate; ``--runs`` picks), each
+to early stopping on valid NDCG@10, then times the
 ``raw-loop``: RNNCCE's sequence-mode network and training windows in a plain PyTorch loop
 (``benchmarks/raw_sequence_loop.py``), its epochs alternating with epochs of the same model trained by
 RecBole's trainer, so that the two share the machine's load. Writes into ``--out``:
@@ -53,7 +54,7 @@ RUNS = {
     "RNNCCE-sequence": ("RNNCCE", {**SEQUENCE_SETTINGS, "rnn_type": "GRU", "train_mode": "sequence"}),
 }
 RAW_LOOP = "raw-loop"
-DEFAULT_RUNS = ("GRU4Rec", "RNNCCE-sequence-gru4rec-settings", "RNNCCE-sequence", RAW_LOOP)
+DEFAULT_RUNS = ("GRU4Rec", "RNNCCE-prefix", "RNNCCE-sequence-gru4rec-settings", "RNNCCE-sequence", RAW_LOOP)
 
 
 def run_config(overrides, args):
@@ -91,7 +92,7 @@ def paired_epoch_times(overrides, args):
         generator = torch.Generator().manual_seed(config["seed"])
         recbole, plain = [], []
         for epoch in range(args.paired_epochs):
-            recbole.append(_timed(lambda: trainer._train_epoch(train_data, epoch), config["device"]))
+            recbole.append(_timed(lambda k=epoch: trainer._train_epoch(train_data, k), config["device"]))
             plain.append(_timed(lambda: train_epoch(raw, optimizer, windows, windows_per_batch, generator), config["device"]))
         return {"recbole": recbole, "raw": plain, "windows_per_batch": windows_per_batch,
                 "batches": -(-len(windows["lengths"]) // windows_per_batch)}
@@ -138,17 +139,22 @@ def summary_lines(results, paired, args, started_load):
     lines = [
         f"Command: `{' '.join(shlex.quote(a) for a in args.command)}`",
         "",
-        f"Dataset {args.dataset}, device {args.device}; machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"{torch.get_num_threads()} torch thread(s) per contender, torch {torch.__version__}; "
-        f"load average (1 min) {started_load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end. "
-        f"Up to {args.epochs} epochs (stopping_step {args.stopping_step}), seed {args.seed}.",
+        (
+            f"Dataset {args.dataset}, device {args.device}; machine: {os.cpu_count()} CPU cores "
+            f"({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch thread(s) per contender, "
+            f"torch {torch.__version__}; load average (1 min) {started_load:.2f} at the start, "
+            f"{os.getloadavg()[0]:.2f} at the end. Up to {args.epochs} epochs (stopping_step {args.stopping_step}), "
+            f"seed {args.seed}."
+        ),
         "",
         "Settings: " + "; ".join(f"{name}: {RUNS[name][1]}" for name in results),
         "",
         "s / training epoch: median over the run's epochs. Wall s: since training started, validation included.",
         "",
-        "| run | training targets / epoch | s / training epoch | GRU4Rec's epoch time / this one | epochs run "
-        "| best valid NDCG@10 | wall s to GRU4Rec's best | GRU4Rec's time / this one | test NDCG@10 |",
+        (
+            "| run | training targets / epoch | s / training epoch | GRU4Rec's epoch time / this one | epochs run "
+            "| best valid NDCG@10 | wall s to GRU4Rec's best | GRU4Rec's time / this one | test NDCG@10 |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
@@ -164,9 +170,11 @@ def summary_lines(results, paired, args, started_load):
         ours, raw = statistics.median(paired["recbole"]), statistics.median(paired["raw"])
         lines += [
             "",
-            f"Raw loop against RecBole's trainer, same network, settings and windows as {args.raw_against} "
-            f"({paired['batches']} batches of {paired['windows_per_batch']} windows per epoch), "
-            f"{args.paired_epochs} epochs each, alternating:",
+            (
+                f"Raw loop against RecBole's trainer, same network, settings and windows as {args.raw_against} "
+                f"({paired['batches']} batches of {paired['windows_per_batch']} windows per epoch), "
+                f"{args.paired_epochs} epochs each, alternating:"
+            ),
             "",
             "| contender | s / training epoch (median) | every epoch |",
             "|---|---|---|",

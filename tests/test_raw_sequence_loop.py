@@ -5,7 +5,12 @@ from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.data.interaction import Interaction
 
-from benchmarks.raw_sequence_loop import RawRNNNextItem, real_targets, train_epoch, training_windows
+from benchmarks.raw_sequence_loop import (
+    RawRNNNextItem,
+    real_targets,
+    train_epoch,
+    training_windows,
+)
 from recbole_ext.model.rnncce import RNNCCE
 
 SETTINGS = {"rnn_type": "GRU", "embedding_size": 8, "hidden_size": 12, "dropout_prob": 0.0, "train_batch_size": 300}
@@ -17,7 +22,7 @@ def prepared(tiny_config, mode):
 
 
 def test_the_raw_loop_sees_exactly_the_training_targets_and_batches_of_sequence_mode(tiny_config):
-    config, train_data = prepared(tiny_config, "sequence")
+    _, train_data = prepared(tiny_config, "sequence")
     windows, windows_per_batch = training_windows(train_data)
     _, prefix_train = prepared(tiny_config, "prefix")
     # the targets GRU4Rec's prefix samples train on, each once
