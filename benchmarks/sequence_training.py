@@ -45,7 +45,8 @@ from recbole_ext.run import prepared_run, train_and_test  # noqa: E402
 SIZES = {"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3}
 GRU4REC_SETTINGS = {**SIZES, "train_batch_size": 2048, "learning_rate": 0.001}
 # RNNCCE-sequence: GRU4Rec's settings but a 20x larger Adam step, which reached GRU4Rec's best valid
-# NDCG@10 soonest in wall time among the settings tried on the 2-core CPU (docs/benchmarks/ml-100k-speed.md)
+# NDCG@10 soonest in wall time among the settings tried on the 2-core CPU with seed 2020; with seed
+# 2021 it did not learn within 13 epochs (docs/benchmarks/ml-100k-speed.md)
 SEQUENCE_SETTINGS = {**GRU4REC_SETTINGS, "learning_rate": 0.02}
 RUNS = {
     "GRU4Rec": ("GRU4Rec", GRU4REC_SETTINGS),
