@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recbole_ext.data.sequence import user_spans
 from recbole_ext.errors import ConfigError
 from recbole_ext.keys import require_raw_seconds
 from recbole_ext.metrics import GOAL_LENGTH_FIELD
@@ -107,12 +108,6 @@ def user_roles(dataset, settings):
     roles[order[n_test : n_test + n_valid]] = VALID
     roles[order[n_test + n_valid :]] = TRAIN
     return roles
-
-
-def user_spans(uids):
-    """Start and end row of each user's samples (samples sorted by user)."""
-    starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]]) if len(uids) else np.array([], int)
-    return starts, np.r_[starts[1:], len(uids)].astype(int)
 
 
 def split_user_samples(dataset, roles, settings):
