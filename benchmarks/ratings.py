@@ -6,7 +6,7 @@
     python benchmarks/ratings.py table  --out=...                                    # table.md from every *.json
 
 ``folds.tsv`` holds RecBole's ml-100k as RecBole loads it (user, item, rating in loading order) with the
-fold :func:`recbole_ext.data.rating.fold_assignment` gives each rating for ``--folds`` and ``--seed``;
+fold :func:`recbole_ext.data.rating_dataset.fold_assignment` gives each rating for ``--folds`` and ``--seed``;
 benchmarks/ratings_surprise.py reads it, and ``model`` checks that every RecBole test fold holds
 exactly the ratings the file puts in that fold before it trains.
 
@@ -28,8 +28,8 @@ import torch
 import recbole_ext  # noqa: F401  (registers the rating models)
 from recbole.config import Config
 from recbole.data import create_dataset
-from recbole_ext.data.rating import fold_assignment
-from recbole_ext.rating import cross_validate, format_summary
+from recbole_ext.data.rating_dataset import fold_assignment
+from recbole_ext.cross_validation import cross_validate, format_summary
 
 COLUMNS = ("rmse", "mae", "rounded_mae", "fit_seconds")
 

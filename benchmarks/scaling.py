@@ -274,7 +274,7 @@ def write_results(out, rows, summary, overwrite):
             folder.rmdir()
 
 
-def summarise(rows, args, command, loads):
+def summarize(rows, args, command, loads):
     def get(**match):
         return [r for r in rows if all(r[k] == v for k, v in match.items())]
 
@@ -399,7 +399,7 @@ def main(argv=None):
                 print(f"losses {mode} {run['loss']}: {run['seconds'] / run['targets'] * 1e6:.0f} µs/target", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the temporary folder made above, with RecBole's log/
-    summary = summarise(rows, args, command, (load_at_start, os.getloadavg()[0]))
+    summary = summarize(rows, args, command, (load_at_start, os.getloadavg()[0]))
     write_results(out, rows, summary, args.overwrite)
     print(summary)
     return 0

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.sequence_training import GRU4REC_SETTINGS  # noqa: E402
-from recbole_ext.run import train_and_test  # noqa: E402
+from recbole_ext.training import train_and_test  # noqa: E402
 
 
 class _OutOfTime(Exception):

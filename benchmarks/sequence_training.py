@@ -39,7 +39,7 @@ from recbole.utils import init_seed  # noqa: E402
 
 import recbole_ext  # noqa: E402,F401
 from benchmarks.raw_sequence_loop import RawRNNNextItem, train_epoch, training_windows  # noqa: E402
-from recbole_ext.run import prepared_run, train_and_test  # noqa: E402
+from recbole_ext.training import prepared_run, train_and_test  # noqa: E402
 
 # GRU4Rec's settings (RecBole's defaults but the sizes), also used by RNNCCE-*-gru4rec-settings
 SIZES = {"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3}

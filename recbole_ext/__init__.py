@@ -1,9 +1,9 @@
 """recbole-ext: models RecBole lacks, for RecBole 1.2.1 on today's numpy, torch, pandas and Ray.
 
-``import recbole_ext`` adapts RecBole to the current stack (:mod:`recbole_ext.compat`), installs the
-plugin's hooks (config layers and checks, data checks, whole-sequence batches, evaluation
-protocols) and registers the plugin models
-and metrics, after which RecBole's own API finds them by name::
+``import recbole_ext`` installs the plugin's hooks in RecBole — every one of them in
+:mod:`recbole_ext.hooks`: adaptations to the current stack, config layers and checks, data checks,
+whole-sequence batches, evaluation protocols — and registers the plugin models and metrics, after
+which RecBole's own API finds them by name::
 
     import recbole_ext
     from recbole.quick_start import run_recbole
@@ -12,23 +12,11 @@ and metrics, after which RecBole's own API finds them by name::
 The commands: ``python -m recbole_ext {run,hyper,benchmark} --help``.
 """
 
-from recbole_ext import compat
+from recbole_ext import hooks
 
-compat.apply()
+hooks.install()
 
-from recbole.quick_start import load_data_and_model, run_recbole  # noqa: E402  (after compat)
-
-from recbole_ext import keys, protocols, registry  # noqa: E402
-from recbole_ext.data import checks, sequence  # noqa: E402
-from recbole_ext.metrics import register_metrics  # noqa: E402
-
-registry.install_config_layers()
-keys.install_config_checks()
-checks.install()
-sequence.count_train_batches_in_targets()
-sequence.serve_train_batches_as_slices()
-register_metrics()
-protocols.install()
+from recbole.quick_start import load_data_and_model, run_recbole  # noqa: E402  (after the hooks)
 
 from recbole_ext import model  # noqa: E402,F401  (registers the plugin models)
 from recbole_ext.errors import (  # noqa: E402

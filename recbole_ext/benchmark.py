@@ -149,7 +149,7 @@ def _describe(record):
 def run_one(label, model, overrides, seed, dataset, config_files, config_dict):
     """One benchmark run; a failure is returned as a record with its error, not raised."""
     import recbole_ext  # noqa: F401  (a spawned worker must register the plugin models and metrics)
-    from recbole_ext.run import train_and_test
+    from recbole_ext.training import train_and_test
 
     curve = []
     record = {"label": label, "model": model, "seed": seed, "curve": curve}

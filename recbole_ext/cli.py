@@ -80,11 +80,11 @@ def console_log_held_until_training():
     """Hold RecBole's log lines back from the console until training starts.
 
     RecBole logs the whole config and dataset (~120 lines) before the model checks its keys; a bad
-    key would end the output under them. Held lines reach the console once the trainer is built
-    (the model accepted its config) and are dropped from it if the run fails first; RecBole's log
-    file gets every line either way.
+    key would end the output under them. Held lines reach the console once a trainer is built
+    (the model accepted its config: :func:`recbole_ext.hooks.trainer.on_trainer_built`) and are
+    dropped from it if the run fails first; RecBole's log file gets every line either way.
     """
-    import recbole.quick_start.quick_start as quick_start
+    from recbole_ext.hooks.trainer import on_trainer_built
 
     root = logging.getLogger()
     held = []
@@ -103,7 +103,9 @@ def console_log_held_until_training():
                     handler.handle(record)
             return False
 
-    def release():
+    def release(trainer=None):
+        if not state["holding"]:
+            return
         state["holding"] = False
         for record in held:
             for handler in root.handlers:
@@ -111,18 +113,12 @@ def console_log_held_until_training():
                     handler.handle(record)
         held.clear()
 
-    recbole_get_trainer = quick_start.get_trainer
-
-    def get_trainer(*args, **kwargs):
-        release()
-        return recbole_get_trainer(*args, **kwargs)
-
     hold = Hold()
     root.addFilter(hold)
-    quick_start.get_trainer = get_trainer
+    stop_listening = on_trainer_built(release)
     try:
         yield
     finally:
-        quick_start.get_trainer = recbole_get_trainer
+        stop_listening()
         root.removeFilter(hold)
         state["holding"] = False

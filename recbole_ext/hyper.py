@@ -15,7 +15,7 @@ A hyper file holds one ``name type value`` line per parameter, RecBole's syntax 
     embedding_size quniform 32,128,32
     kl_weight uniform 0,1
 
-Each trial trains through RecBole's own pipeline (:func:`recbole_ext.run.train_and_test`),
+Each trial trains through RecBole's own pipeline (:func:`recbole_ext.training.train_and_test`),
 reports the valid metric and the whole valid result after every epoch (so ASHA can stop it) and its
 test result at the end. Keys that no config layer defines are errors here (``strict_keys``), before
 Ray starts: a misspelt key would otherwise cost a whole search.
@@ -180,7 +180,7 @@ def run_trial(params, model, dataset, config_files, overrides, report, gpu_ids=(
     ``gpu_ids`` are the GPUs Ray gave the trial: RecBole's ``gpu_id`` would otherwise point every
     trial at GPU 0 (it sets ``CUDA_VISIBLE_DEVICES`` itself), and an empty one trains on the CPU.
     """
-    from recbole_ext.run import train_and_test
+    from recbole_ext.training import train_and_test
 
     def report_epoch(epoch, valid_score, valid_result, seconds):
         report({"epoch": epoch, "valid_score": valid_score, **_prefixed("valid/", valid_result)})

@@ -4,9 +4,10 @@
   value raises one :class:`ConfigError` that names the key, the value and what is allowed.
 * :func:`literal_value`: how a ``--key=value`` string becomes a value: a Python literal or, failing
   that, the string itself. Nothing a user or a file supplies is ever evaluated as code.
-* :func:`check_ranges` and :func:`check_known_keys`, run on every RecBole ``Config`` once
-  :mod:`recbole_ext` is imported: RecBole's numeric keys in their ranges, and keys that no config layer
-  defines (a warning naming the closest known key; an error with ``strict_keys: True``).
+* :func:`check_ranges`, :func:`no_sampler_for_ce` and :func:`check_known_keys`, run on every RecBole
+  ``Config`` (:mod:`recbole_ext.hooks.config`): RecBole's numeric keys in their ranges, CE without
+  a negative sampler, and keys that no config layer defines (a warning naming the closest known key;
+  an error with ``strict_keys: True``).
 """
 
 import ast
@@ -167,30 +168,15 @@ def check_known_keys(config):
         warnings.warn(message + " (strict_keys: True makes this an error)", UnknownKeyWarning, stacklevel=2)
 
 
-def install_config_checks():
-    """Check every RecBole ``Config`` as it is built: the ranges before RecBole's own checks (which
-    raise bare ValueErrors), the known keys once RecBole has set its defaults; and any error RecBole's
-    ``Config`` raises for a bad value becomes a :class:`ConfigError`."""
-    from recbole.config.configurator import Config
+def no_sampler_for_ce(config):
+    """A sequential model with ``loss_type: CE`` draws no negatives unless the user asks for them:
+    RecBole's ``overall.yaml`` sets a uniform sampler, which its own check then refuses for CE."""
+    from recbole.utils import ModelType
 
-    from recbole_ext.errors import RecBoleExtError
-
-    recbole_init = Config.__init__
-    recbole_set_default_parameters = Config._set_default_parameters
-
-    def __init__(self, *args, **kwargs):
-        try:
-            recbole_init(self, *args, **kwargs)
-        except RecBoleExtError:
-            raise
-        except (ValueError, KeyError, NotImplementedError, SyntaxError) as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            raise ConfigError(f"RecBole's Config refused the configuration: {message}") from error
-
-    def _set_default_parameters(self):
-        check_ranges(self)
-        recbole_set_default_parameters(self)
-        check_known_keys(self)
-
-    Config.__init__ = __init__
-    Config._set_default_parameters = _set_default_parameters
+    final = config.final_config_dict
+    if (
+        final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+        and final.get("loss_type") == "CE"
+        and "train_neg_sample_args" not in config.external_config_dict
+    ):
+        final["train_neg_sample_args"] = None

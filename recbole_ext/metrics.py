@@ -107,8 +107,8 @@ METRICS = (SPS, UserCoverage, CorrectItemCoverage, BlockbusterShare)
 
 
 def register_metrics():
-    """Patches ``recbole.evaluator.register``'s ``metrics_dict``, ``metric_information``,
-    ``metric_types`` and ``smaller_metrics`` in place: RecBole fills them once, at import, from the
+    """Add the metrics to ``recbole.evaluator.register``'s ``metrics_dict``, ``metric_information``,
+    ``metric_types`` and ``smaller_metrics``, in place: RecBole fills them once, at import, from the
     classes in ``recbole.evaluator.metrics`` only, and ``Config`` (name check, ``valid_metric_bigger``),
     ``Register``/``Collector`` (what data to collect) and ``Evaluator`` read those same objects."""
     for metric in METRICS:
@@ -118,45 +118,25 @@ def register_metrics():
         register.metric_types[name] = metric.metric_type
         if metric.smaller and name not in register.smaller_metrics:
             register.smaller_metrics.append(name)
-    _collect_next_item_hits_and_goal_lengths()
 
 
-def _collect_next_item_hits_and_goal_lengths():
-    """Collector hook: RecBole's ``rec.topk`` knows a row's positives only as a set, so it cannot
-    tell the next item (SPS) from later goal items nor count repeated goal items. After RecBole's
-    own collection this stores ``rec.next`` and, for rows with ``goal_length``, writes that length
-    into the positive-count column of the rows just collected (read by Recall and NDCG)."""
-    from recbole.evaluator.collector import Collector
-
-    if getattr(Collector, "_recbole_ext_next_item", False):
-        return
-    recbole_collect = Collector.eval_batch_collect
-    recbole_get_data_struct = Collector.get_data_struct
-
-    def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
-        recbole_collect(self, scores_tensor, interaction, positive_u, positive_i)
-        goal_field_present = interaction is not None and GOAL_LENGTH_FIELD in interaction
-        if self.register.need("rec.topk") and goal_field_present:
-            collected = self.data_struct._data_dict["rec.topk"]
-            rows = len(scores_tensor)
-            collected[-rows:, -1] = interaction[GOAL_LENGTH_FIELD].to(collected.device, collected.dtype)
-        if self.register.need(NEXT_ITEM_HITS):
-            _, top = torch.topk(scores_tensor, max(self.topk), dim=-1)
-            item_field = self.config["ITEM_ID_FIELD"]
-            if interaction is not None and item_field in interaction and len(interaction) == len(top):
-                hits = top == interaction[item_field].to(top.device)[:, None]
-            else:
-                positive = torch.zeros_like(scores_tensor, dtype=torch.bool)
-                positive[positive_u, positive_i] = True
-                hits = positive.gather(1, top)
-            self.data_struct.update_tensor(NEXT_ITEM_HITS, hits.to(torch.int))
-
-    def get_data_struct(self):
-        returned = recbole_get_data_struct(self)
-        if NEXT_ITEM_HITS in self.data_struct:
-            del self.data_struct[NEXT_ITEM_HITS]
-        return returned
-
-    Collector.eval_batch_collect = eval_batch_collect
-    Collector.get_data_struct = get_data_struct
-    Collector._recbole_ext_next_item = True
+def collect_next_item_hits_and_goal_lengths(collector, scores_tensor, interaction, positive_u, positive_i):
+    """After RecBole's ``Collector.eval_batch_collect``: RecBole's ``rec.topk`` knows a row's
+    positives only as a set, so it cannot tell the next item (SPS) from later goal items nor count
+    repeated goal items. This stores ``rec.next`` and, for rows with ``goal_length``, writes that
+    length into the positive-count column of the rows just collected (read by Recall and NDCG)."""
+    goal_field_present = interaction is not None and GOAL_LENGTH_FIELD in interaction
+    if collector.register.need("rec.topk") and goal_field_present:
+        collected = collector.data_struct._data_dict["rec.topk"]
+        rows = len(scores_tensor)
+        collected[-rows:, -1] = interaction[GOAL_LENGTH_FIELD].to(collected.device, collected.dtype)
+    if collector.register.need(NEXT_ITEM_HITS):
+        _, top = torch.topk(scores_tensor, max(collector.topk), dim=-1)
+        item_field = collector.config["ITEM_ID_FIELD"]
+        if interaction is not None and item_field in interaction and len(interaction) == len(top):
+            hits = top == interaction[item_field].to(top.device)[:, None]
+        else:
+            positive = torch.zeros_like(scores_tensor, dtype=torch.bool)
+            positive[positive_u, positive_i] = True
+            hits = positive.gather(1, top)
+        collector.data_struct.update_tensor(NEXT_ITEM_HITS, hits.to(torch.int))

@@ -6,8 +6,8 @@ Registering a plugin model puts a small module under that key, so every RecBole 
 ``Config``, ``run_recbole``, ``objective_function``, ``load_data_and_model`` — finds it, in any
 process that has imported :mod:`recbole_ext`.
 
-RecBole reads a model's YAML of defaults only from its own package; :func:`install_config_layers`
-reads recbole-ext's layers at the same place (right after RecBole's ``overall.yaml``):
+RecBole reads a model's YAML of defaults only from its own package; :mod:`recbole_ext.hooks.config`
+reads recbole-ext's layers (:func:`property_files`) at the same place (right after RecBole's ``overall.yaml``):
 ``properties/overall.yaml`` for every model (the plugin-wide keys), then, for a plugin model, the
 YAML of each base class that names one (``base_properties``) and the model's own YAML.
 
@@ -48,14 +48,16 @@ _plugin_models = {}
 _property_files = {}
 
 
-def register_model(model_class, properties_file=None, dataset_class=None):
+def register_model(model_class, properties_file=None, dataset_class=None, trainer_class=None):
     """Make ``model_class`` findable by name wherever RecBole looks models up.
 
     ``properties_file`` is the model's YAML of defaults (the layer RecBole reads from
     ``recbole/properties/model/<Name>.yaml``); by default ``recbole_ext/properties/model/<Name>.yaml``
     when it exists. ``dataset_class`` replaces the dataset class RecBole's ``create_dataset`` would
     pick (it looks for ``recbole.data.dataset.<Name>Dataset``); by default the one the model's
-    ``train_modes`` need, if any. Raises :class:`ModelContractError` when the class breaks the contract
+    ``train_modes`` need, if any. ``trainer_class`` (a subclass of RecBole's ``Trainer``) replaces the
+    trainer RecBole's ``get_trainer`` would pick (it looks for ``recbole.trainer.<Name>Trainer``).
+    Raises :class:`ModelContractError` when the class breaks the contract
     (module docstring).
     """
     name = getattr(model_class, "__name__", repr(model_class))
@@ -90,6 +92,10 @@ def register_model(model_class, properties_file=None, dataset_class=None):
         import recbole.data.dataset
 
         setattr(recbole.data.dataset, f"{name}Dataset", dataset_class)
+    if trainer_class is not None:
+        import recbole.trainer
+
+        setattr(recbole.trainer, f"{name}Trainer", trainer_class)
 
     if properties_file is None:
         default = MODEL_PROPERTIES_DIR / f"{name}.yaml"
@@ -133,26 +139,6 @@ def property_files(model_name):
     return files
 
 
-def install_config_layers():
-    """Read recbole-ext's YAML layers where RecBole reads a model's YAML (after ``overall.yaml``)."""
-    from recbole.config import configurator
-
-    Config = configurator.Config
-    recbole_update = Config._update_internal_config_dict
-    recbole_overall = os.path.normpath(
-        os.path.join(os.path.dirname(configurator.__file__), "..", "properties", "overall.yaml")
-    )
-
-    def _update_internal_config_dict(self, file):
-        loaded = recbole_update(self, file)
-        if os.path.normpath(file) == recbole_overall:
-            for layer in property_files(self.model):
-                recbole_update(self, str(layer))
-        return loaded
-
-    Config._update_internal_config_dict = _update_internal_config_dict
-
-
 def recbole_sequential_models():
     """Class names of RecBole's built-in sequential models."""
     from recbole.model import sequential_recommender
@@ -181,19 +167,6 @@ def unknown_model_error(model_name):
         f"RecBole sequential models: {', '.join(recbole_sequential_models())}. "
         "(RecBole's general, context-aware and knowledge-aware models are accepted too.)"
     )
-
-
-def checked_get_model(recbole_get_model):
-    """Wrap RecBole's ``get_model`` so an unknown name raises :class:`UnknownModelError`."""
-
-    def get_model(model_name):
-        if not isinstance(model_name, str) or not is_known_model(model_name):
-            raise unknown_model_error(model_name)
-        return recbole_get_model(model_name)
-
-    get_model.__doc__ = recbole_get_model.__doc__
-    get_model.__wrapped__ = recbole_get_model
-    return get_model
 
 
 def _find_spec(module_path):

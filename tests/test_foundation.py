@@ -13,7 +13,7 @@ from recbole.quick_start import load_data_and_model, objective_function, run_rec
 from recbole.utils import get_trainer
 
 import recbole_ext
-from recbole_ext import compat
+from recbole_ext import hooks
 from tests.conftest import quick_test
 from tests.toy_model import ToyGRU
 
@@ -151,9 +151,9 @@ def test_recbole_sine_import_leaves_anomaly_detection_off():
     assert not torch.is_anomaly_enabled()
 
 
-def test_compat_apply_is_idempotent():
+def test_installing_the_hooks_again_changes_nothing():
     before = Config.compatibility_settings
-    compat.apply()
+    hooks.install()
     assert Config.compatibility_settings is before
 
 
@@ -181,9 +181,9 @@ def test_run_py_unknown_model_exits_with_one_line(tmp_path):
 
 
 def test_another_recbole_version_is_one_clear_error_at_import():
-    compat.check_recbole_version("1.2.1")
+    hooks.check_recbole_version("1.2.1")
     with pytest.raises(ImportError) as error:
-        compat.check_recbole_version("1.3.0")
+        hooks.check_recbole_version("1.3.0")
     assert str(error.value).startswith("recbole-ext adapts RecBole 1.2.1 only, but RecBole 1.3.0 is installed")
     assert str(error.value).endswith("install 1.2.1 with `pip install --no-deps recbole==1.2.1`")
 

@@ -166,7 +166,7 @@ def test_trial_gets_rays_gpus_and_no_command_line(monkeypatch):
         return {"epochs": 1, "best_valid_score": 0.5, "best_valid_result": {"mrr@10": 0.5},
                 "test_result": {"mrr@10": 0.25}}
 
-    monkeypatch.setattr("recbole_ext.run.train_and_test", fake_train_and_test)
+    monkeypatch.setattr("recbole_ext.training.train_and_test", fake_train_and_test)
     monkeypatch.setattr("sys.argv", ["default_worker.py", "--node-ip-address=192.0.2.2"])
     reports = []
     hyper.run_trial({"dropout_prob": 0.1}, "RNNCCE", "ml-tiny", None, {}, reports.append, gpu_ids=[2, 3])

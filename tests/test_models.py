@@ -98,9 +98,14 @@ def test_a_tied_output_of_the_wrong_size_fails_in_init_naming_both_sizes(tiny_co
 
 
 def test_an_undeclared_train_mode_is_a_config_error(tiny_config):
-    config, dataset = _datasets(tiny_config, "PrefixOnly", train_mode="sequence")
-    with pytest.raises(recbole_ext.ConfigError, match=r"train_mode: 'sequence' is not allowed; use one of \['prefix'\]"):
-        PrefixOnly(config, dataset)
+    with pytest.raises(recbole_ext.ConfigError, match=r"train_mode: 'sequence' is not allowed; use one of \['prefix'\]$"):
+        _datasets(tiny_config, "PrefixOnly", train_mode="sequence")
+
+
+def test_a_train_mode_for_a_recbole_model_is_a_config_error_before_loading_data(tiny_config):
+    with pytest.raises(recbole_ext.ConfigError, match=r"^train_mode: 'sequence' is not allowed; use one of \['prefix'\] "
+                       r"\(GRU4Rec is RecBole's: it trains on RecBole's prefix samples\)$"):
+        Config(model="GRU4Rec", dataset="ml-tiny", config_dict={**tiny_config, "train_mode": "sequence"})
 
 
 def test_sequence_mode_on_a_prefix_dataset_is_refused_not_silently_prefix_trained(tiny_config):
@@ -121,3 +126,18 @@ def test_shared_defaults_come_from_the_base_yaml_and_the_model_yaml_holds_only_i
         own = {line.split(":")[0] for line in (registry.MODEL_PROPERTIES_DIR / f"{name}.yaml").read_text().splitlines()
                if line and not line.startswith("#")}
         assert not own & shared, (name, own & shared)
+
+
+def test_a_registered_trainer_class_is_the_one_recbole_builds():
+    from recbole.trainer import Trainer
+    from recbole.utils import get_trainer
+
+    class ToyTrainer(Trainer):
+        pass
+
+    class ToyTrained(PrefixOnly):
+        pass
+
+    registry.register_model(ToyTrained, trainer_class=ToyTrainer)
+    assert get_trainer(ToyTrained.type, "ToyTrained") is ToyTrainer
+    assert get_trainer(ToyTrained.type, "RNNCCE") is Trainer

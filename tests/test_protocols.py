@@ -19,6 +19,7 @@ from recbole.trainer import Trainer
 from recbole.utils import InputType, get_model, init_seed
 from torch import nn
 
+from recbole_ext.data.sequence import target_list_field
 from recbole_ext.errors import ConfigError
 from tests.session_data import session_dataset
 
@@ -76,17 +77,17 @@ class FixedRanking(SequentialRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        self.config = config
         self.unused = nn.Parameter(torch.zeros(1))
         tokens = list(dataset.field2id_token[dataset.iid_field])
         order = {token: rank for rank, token in enumerate(self.ranking)}
         self.scores = torch.tensor([-float(order.get(token, len(order) + 1)) for token in tokens])
 
     def full_sort_predict(self, interaction):
-        return self.scores.expand(len(interaction), -1).clone()
-
-    def full_sort_predict_sequence(self, interaction):
-        lengths = interaction[self.ITEM_SEQ_LEN]
-        return self.scores.expand(int(lengths.sum()), -1).clone()
+        # a held-out session served whole is scored per position, as the plugin RNNs do
+        whole = target_list_field(self.config) in interaction
+        rows = int(interaction[self.ITEM_SEQ_LEN].sum()) if whole else len(interaction)
+        return self.scores.expand(rows, -1).clone()
 
 
 def write_inter(directory, name, rows, header="user_id:token\titem_id:token\ttimestamp:float"):

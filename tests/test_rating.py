@@ -9,9 +9,9 @@ from recbole.data.interaction import Interaction
 from recbole.trainer import Trainer
 
 import recbole_ext
-from recbole_ext.data.rating import fold_assignment
+from recbole_ext.data.rating_dataset import fold_assignment
 from recbole_ext.model.rating import RatingMF, RatingNNMF
-from recbole_ext.rating import cross_validate
+from recbole_ext.cross_validation import cross_validate
 from tests.conftest import quick_test
 
 # user, item, rating. Mean 3, range [1, 5].

@@ -1,10 +1,10 @@
-"""Checks of a dataset's atomic files before RecBole trains on them (installed on import).
+"""Checks of a dataset's atomic files before RecBole trains on them (called by :mod:`recbole_ext.hooks.dataset`).
 
 RecBole 1.2.1 reads ``.inter``/``.item``/``.user``/… files with pandas and repairs what it finds:
 a missing or NaN value of a float field becomes the column's mean, so an empty timestamp re-orders
 the sessions and gives dwell times of days, and repeated rows train and evaluate as if they were
 separate events. Other bad files end in a traceback that names neither the file nor the column.
-Installed hooks turn each into a :class:`~recbole_ext.errors.DataError` that names the file, the
+The checks turn each into a :class:`~recbole_ext.errors.DataError` that names the file, the
 column and the first bad line, raised while the dataset loads, before any training:
 
 * every atomic file RecBole reads: not empty (0 bytes), bytes that decode with the ``encoding`` key
@@ -31,7 +31,6 @@ import re
 import warnings
 
 import numpy as np
-import recbole.data.dataset.dataset as dataset_module
 from recbole.data.dataset import SequentialDataset
 from recbole.utils import FeatureSource, FeatureType
 
@@ -39,26 +38,10 @@ from recbole_ext.errors import ConfigError, DataError
 
 TYPES = sorted(feature_type.value for feature_type in FeatureType)
 _CHUNK_BYTES = 1 << 24
-_original = {}
 
 
 class DataWarning(UserWarning):
     """Data that trains, but probably not as meant (e.g. repeated rows)."""
-
-
-def install():
-    """Wrap RecBole's loading steps with the checks; later calls do nothing."""
-    if _original:
-        return
-    Dataset = dataset_module.Dataset
-    _original["load_feat"] = Dataset._load_feat
-    _original["load_inter_feat"] = Dataset._load_inter_feat
-    _original["data_augmentation"] = SequentialDataset.data_augmentation
-    _original["build"] = Dataset.build
-    Dataset._load_feat = _load_feat
-    Dataset._load_inter_feat = _load_inter_feat
-    SequentialDataset.data_augmentation = _data_augmentation
-    Dataset.build = _build
 
 
 class AtomicFile:
@@ -169,10 +152,12 @@ class AtomicFile:
         return None
 
 
-def _load_feat(self, filepath, source):
+def checked_load_feat(self, filepath, source, load):
+    """``load()`` (RecBole's ``Dataset._load_feat`` of ``filepath``) with the file checked first and
+    a value pandas cannot parse reported by file, line and column."""
     load_col, unload_col = self._get_load_and_unload_col(source)
     if load_col == set():
-        return _original["load_feat"](self, filepath, source)  # RecBole does not read the file
+        return load()  # RecBole does not read the file
     atomic = AtomicFile(filepath, self.config)
     atomic.read_header()
     has_rows = atomic.has_rows()
@@ -194,7 +179,7 @@ def _load_feat(self, filepath, source):
     float_columns = [name for name, declared in zip(atomic.columns, atomic.types)
                      if declared == FeatureType.FLOAT.value and name in loaded]
     try:
-        feat = _original["load_feat"](self, filepath, source)
+        feat = load()
     except ValueError as error:  # pandas could not parse a row or a value
         bad = atomic.first_bad_row(float_columns, time_column)
         if bad is None:
@@ -218,9 +203,10 @@ def _dedup(config):
     return bool(value)
 
 
-def _load_inter_feat(self, token, dataset_path):
+def repeated_rows(self, token, dataset_path):
+    """After RecBole loaded the interactions: warn about rows repeated in every loaded column, or
+    drop them with ``dedup: True``."""
     dedup = _dedup(self.config)
-    _original["load_inter_feat"](self, token, dataset_path)
     feat = self.inter_feat
     if feat is None or feat.empty or getattr(self, "_time_left_out", False):
         return
@@ -252,7 +238,8 @@ def _load_inter_feat(self, token, dataset_path):
                       DataWarning, stacklevel=2)
 
 
-def _data_augmentation(self):
+def require_a_sequence(self):
+    """Before the augmentation: some sequence has two or more events."""
     sequences = self.inter_feat[self.uid_field].numpy()
     if len(sequences) == 0 or np.bincount(sequences).max() < 2:
         path = os.path.join(self.dataset_path, f"{self.dataset_name}.inter")
@@ -261,7 +248,6 @@ def _data_augmentation(self):
             f"filtering ({len(np.unique(sequences))} sequences of one event), so {self.config['model']} has "
             "nothing to train on: it predicts each event from the ones before it in its sequence"
         )
-    return _original["data_augmentation"](self)
 
 
 SPLITS = ("training", "validation", "test")
@@ -277,8 +263,8 @@ def _wanted_splits(split_args):
     return tuple(ratio > 0 for ratio in ratios[:3])
 
 
-def _build(self):
-    datasets = _original["build"](self)
+def require_splits(self, datasets):
+    """After RecBole's split: no split that ``eval_args`` asks for is empty; returns ``datasets``."""
     if self.benchmark_filename_list is not None:
         return datasets  # the splits are the user's files
     split_args = self.config["eval_args"]["split"]
@@ -295,6 +281,3 @@ def _build(self):
             raise DataError(f"{path}: the {name} split is empty (eval_args split: {split_args}, {size} after "
                             "loading and filtering); give longer sequences or more data, or change eval_args")
     return datasets
-
-
-

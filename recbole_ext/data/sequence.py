@@ -30,10 +30,9 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
-from recbole_ext import keys
+from recbole_ext import keys, settings
 from recbole_ext.errors import ConfigError
 
-TRAIN_MODES = ("sequence", "prefix", "session")
 # train_mode: session — fields of the training split besides the item (and time) list fields
 SESSION_RESET_FIELD = "session_reset"  # [blocks, steps, rows] True where a row starts a new sequence
 SESSION_BLOCK_FIELD = "session_block"  # [blocks] position of the block in the epoch
@@ -42,13 +41,6 @@ SESSION_BLOCK_FIELD = "session_block"  # [blocks] position of the block in the e
 def target_list_field(config):
     """Name of the field holding the next item of every input position of a window."""
     return "target_" + config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
-
-
-def train_mode(config):
-    mode = config["train_mode"] or "prefix"
-    if mode not in TRAIN_MODES:
-        raise ConfigError(f"train_mode: {mode!r} is not allowed; use one of {list(TRAIN_MODES)}")
-    return mode
 
 
 class SequenceDataset(SequentialDataset):
@@ -72,19 +64,18 @@ class SequenceDataset(SequentialDataset):
 
     def build(self):
         datasets = super().build()
-        mode = train_mode(self.config)
-        if mode in ("sequence", "session"):
+        run = settings.of(self.config)
+        if run.whole_sequences:
             split = self.config["eval_args"]["split"]
             # the held-out protocols (recbole_ext.protocols) make their own split, not eval_args'
-            held_out_protocol = self.config["eval_protocol"] not in (None, "leave_one_out")
-            if "LS" not in split and not held_out_protocol:
+            if "LS" not in split and not run.held_out:
                 raise ConfigError(
-                    f"train_mode: {mode} needs eval_args.split LS (leave-one-out), got {split}; "
+                    f"train_mode: {run.train_mode} needs eval_args.split LS (leave-one-out), got {split}; "
                     "use train_mode: prefix for other splits"
                 )
             train = datasets[0]
-            new = self._sequence_windows(train.inter_feat) if mode == "sequence" else self._session_steps(train.inter_feat)
-            datasets[0] = train.copy(new)
+            steps = self._session_steps if run.train_mode == "session" else self._sequence_windows
+            datasets[0] = train.copy(steps(train.inter_feat))
         return datasets
 
     def list_fields(self):
@@ -303,68 +294,41 @@ def prefix_samples(inter, uid_field, max_len, length_field, list_suffix):
 DATASET_OF_TRAIN_MODE = {"sequence": SequenceDataset, "session": SequenceDataset}
 
 
-def count_train_batches_in_targets():
-    """Make RecBole's ``TrainDataLoader`` size batches in training targets for a dataset that says
-    how many of its samples hold that many (:meth:`SequenceDataset.train_batch_samples`): RecBole
-    takes ``train_batch_size`` samples per batch, and a window holds up to ``MAX_ITEM_LIST_LENGTH``."""
-    from recbole.data.dataloader.general_dataloader import TrainDataLoader
-
-    recbole_init_batch = TrainDataLoader._init_batch_size_and_step
-
-    def _init_batch_size_and_step(self):
-        recbole_init_batch(self)
-        samples = getattr(self._dataset, "train_batch_samples", None)
-        if samples is not None and self.neg_sample_args["distribution"] == "none":
-            self.step = samples(self.config["train_batch_size"])
-            self.set_batch_size(self.step)
-
-    TrainDataLoader._init_batch_size_and_step = _init_batch_size_and_step
+def train_batch_step(loader):
+    """Samples per training batch of a ``sequence`` or ``session`` split, so that ``train_batch_size``
+    counts training targets (:meth:`SequenceDataset.train_batch_samples`; a window holds up to
+    ``MAX_ITEM_LIST_LENGTH``); None where RecBole's own step (samples) stands."""
+    dataset = loader._dataset
+    if not isinstance(dataset, SequenceDataset) or loader.neg_sample_args["distribution"] != "none":
+        return None
+    return dataset.train_batch_samples(loader.config["train_batch_size"])
 
 
-def serve_train_batches_as_slices():
-    """Serve the training batches of a ``sequence`` or ``session`` split as slices of its tensors.
+def sliceable_train_tensors(loader, config, dataset):
+    """``(tensors, batch device)`` to serve a ``sequence`` or ``session`` split's batches from as slices,
+    or ``(None, None)`` for any other training data (RecBole's own loader then serves it).
 
     RecBole's ``TrainDataLoader`` hands each batch's sample indices to torch's ``DataLoader``, which
     fetches them one by one in Python, and RecBole's ``Interaction`` turns them into a list to index
     every field. For these splits the tensors are moved once to ``config['device']`` when the loader
     is built (see :func:`keeps_on_device` for a split too big for a GPU) and a batch is one index
-    slice per field: a slice of the shuffled order (drawn from the loader's own generator as torch's
-    ``DataLoader`` draws it, so the batches are RecBole's own), or,
-    for ``session`` blocks, a plain slice in order. A ``session`` block carries the hidden state of the
-    one before it, so its blocks go in order whatever ``shuffle`` says. RecBole's trainer still runs
-    the epoch, moving each batch to the device (already there).
-    """
-    from recbole.data.dataloader.general_dataloader import TrainDataLoader
-
-    recbole_init = TrainDataLoader.__init__
-    recbole_iter = TrainDataLoader.__iter__
-
-    def __init__(self, config, dataset, sampler, shuffle=False):
-        inter = getattr(dataset, "inter_feat", None)
-        ours = isinstance(dataset, SequenceDataset) and isinstance(inter, Interaction)
-        ordered = ours and SESSION_BLOCK_FIELD in inter
-        recbole_init(self, config, dataset, sampler, shuffle=shuffle and not ordered)
-        sliceable = (
-            ours and dataset.target_field in inter and self.neg_sample_args["distribution"] == "none"
-            and config["transform"] is None and config["single_spec"]
-        )
-        self._train_tensors, self._batch_device = None, None
-        if sliceable:
-            device = torch.device(config["device"])
-            free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
-            if keeps_on_device(_bytes_of(inter), device, free):
-                self._train_tensors = inter.to(device)
-            else:
-                self._train_tensors = Interaction({name: values.pin_memory() for name, values in inter.interaction.items()})
-                self._batch_device = device
-
-    def __iter__(self):
-        if getattr(self, "_train_tensors", None) is None:
-            return recbole_iter(self)
-        return sliced_batches(self._train_tensors, self.step, self.shuffle, self.generator, self._batch_device)
-
-    TrainDataLoader.__init__ = __init__
-    TrainDataLoader.__iter__ = __iter__
+    slice per field (:func:`sliced_batches`): a slice of the shuffled order (drawn from the loader's
+    own generator as torch's ``DataLoader`` draws it, so the batches are RecBole's own), or, for
+    ``session`` blocks, a plain slice in order. RecBole's trainer still runs the epoch, moving each
+    batch to the device (already there)."""
+    inter = getattr(dataset, "inter_feat", None)
+    sliceable = (
+        isinstance(dataset, SequenceDataset) and isinstance(inter, Interaction) and dataset.target_field in inter
+        and loader.neg_sample_args["distribution"] == "none" and config["transform"] is None
+        and config["single_spec"]
+    )
+    if not sliceable:
+        return None, None
+    device = torch.device(config["device"])
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    if keeps_on_device(_bytes_of(inter), device, free):
+        return inter.to(device), None
+    return Interaction({name: values.pin_memory() for name, values in inter.interaction.items()}), device
 
 
 # A training split may take this share of a GPU's free memory; a bigger one stays in pinned host memory

@@ -1,6 +1,6 @@
 """Plugin models; importing this package registers each with RecBole's model lookup."""
 
-from recbole_ext.data.rating import RatingDataset
+from recbole_ext.data.rating_dataset import RatingDataset
 from recbole_ext.model.dwellgru4rec import DwellGRU4Rec
 from recbole_ext.model.rating import RatingMF, RatingMLP, RatingNNMF
 from recbole_ext.model.rnncce import RNNCCE

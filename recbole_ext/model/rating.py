@@ -15,7 +15,7 @@ Reference:
     with non-negative embeddings, and an MLP over a 5-wide user and an 8-wide item embedding with MAE.
 
 All three regress the raw rating (``LABEL_FIELD``, a copy of ``RATING_FIELD`` made by
-:class:`~recbole_ext.data.rating.RatingDataset`). Predictions are clipped to the training ratings'
+:class:`~recbole_ext.data.rating_dataset.RatingDataset`). Predictions are clipped to the training ratings'
 range; with ``round_predictions`` they are also rounded to the nearest integer (the tutorial's
 rounded MAE). Training never sees the clipping or the rounding.
 

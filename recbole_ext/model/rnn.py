@@ -20,7 +20,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_ext import keys
+from recbole_ext import keys, settings
 from recbole_ext.data.sequence import (
     DATASET_OF_TRAIN_MODE,
     SESSION_BLOCK_FIELD,
@@ -40,7 +40,7 @@ class RNNRecommender(SequentialRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.train_mode = keys.choice(config, "train_mode", type(self).train_modes)
+        self.train_mode = settings.of(config).train_mode  # checked against train_modes there
         keys.choice(config, "loss_type", type(self).loss_types)
         needed = DATASET_OF_TRAIN_MODE.get(self.train_mode)
         if needed is not None and not isinstance(dataset, needed):
@@ -112,6 +112,9 @@ class RNNRecommender(SequentialRecommender):
         return (hidden * self.output_weight[items]).sum(-1) + self.output_bias[items]
 
     def full_sort_predict(self, interaction):
+        if self.target_list_field in interaction:
+            # a held-out session served whole (eval_protocol: session_split): a row per position
+            return self.full_sort_predict_sequence(interaction)
         return self.last_hidden(interaction) @ self.output_weight.t() + self.output_bias
 
     # --- held-out sessions in one pass (recbole_ext.protocols, eval_protocol: session_split) ---

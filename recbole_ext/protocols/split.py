@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recbole_ext.data.sequence import user_spans
+from recbole_ext.data.sequence import SequenceDataset, user_spans
 from recbole_ext.errors import ConfigError
 from recbole_ext.keys import require_raw_seconds
 from recbole_ext.metrics import GOAL_LENGTH_FIELD
@@ -174,7 +174,7 @@ def build_held_out(dataset, settings, roles, unranked=None):
 
 def _session_cases(dataset, rows, unranked):
     cases = dataset.inter_feat[torch.as_tensor(rows, dtype=torch.int64)]
-    one_pass = hasattr(dataset, "_sequence_windows")
+    one_pass = isinstance(dataset, SequenceDataset)
     if one_pass and len(cases):
         cases = dataset._sequence_windows(cases)
     return _with_cases(dataset.copy(cases), HeldOutCases(unranked=unranked, one_pass=one_pass))

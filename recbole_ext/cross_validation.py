@@ -1,11 +1,11 @@
 """k-fold cross-validation of the rating models (RatingMF, RatingNNMF, RatingMLP) through RecBole.
 
-    from recbole_ext.rating import cross_validate, format_summary
+    from recbole_ext.cross_validation import cross_validate, format_summary
     print(format_summary(cross_validate("RatingMF", "ml-100k", folds=5)))
 
 or ``python run.py --model=RatingMF --dataset=ml-100k --folds=5`` (``python -m recbole_ext run ...``). Each fold is one ordinary RecBole
 run (``Config``, ``create_dataset``, ``data_preparation``, the model's trainer) with ``folds`` and
-``fold`` set, so :class:`~recbole_ext.data.rating.RatingDataset` makes fold ``fold`` the test set;
+``fold`` set, so :class:`~recbole_ext.data.rating_dataset.RatingDataset` makes fold ``fold`` the test set;
 the fold of every rating follows from ``seed`` alone. Every fold is tested twice: as configured, and
 with predictions rounded to the nearest integer (``rounded_*``, the tutorial's rounded MAE).
 """
@@ -17,7 +17,7 @@ from recbole.utils import get_model
 
 from recbole_ext.errors import ConfigError
 from recbole_ext.model.rating import RatingRecommender
-from recbole_ext.run import prepared_run
+from recbole_ext.training import prepared_run
 
 
 def cross_validate(model, dataset, folds=5, config_file_list=None, config_dict=None, on_fold=None):
@@ -42,11 +42,11 @@ def cross_validate(model, dataset, folds=5, config_file_list=None, config_dict=N
         results.append(result)
         if on_fold is not None:
             on_fold(result)
-    return {"folds": results, "summary": summarise(results)}
+    return {"folds": results, "summary": summarize(results)}
 
 
 def train_fold(model, dataset, config_file_list, config_dict):
-    """One RecBole run on the fold ``config_dict`` names (:func:`recbole_ext.run.prepared_run`)."""
+    """One RecBole run on the fold ``config_dict`` names (:func:`recbole_ext.training.prepared_run`)."""
     with prepared_run(model, dataset, config_file_list, config_dict) as (config, trainer, splits):
         train_data, valid_data, test_data = splits
         for key in ("folds", "fold"):
@@ -72,7 +72,7 @@ def train_fold(model, dataset, config_file_list, config_dict):
     }
 
 
-def summarise(results):
+def summarize(results):
     """``{name: (mean, std)}`` over folds for each test metric, rounded metric and ``fit_seconds``."""
     columns = {}
     for result in results:

@@ -1,0 +1,144 @@
+"""Checkpoints that load weights-only: how recbole-ext writes RecBole's checkpoints and checks one
+before loading it.
+
+torch 2.6 made ``torch.load`` weights-only by default, and the weights-only unpickler cannot read
+RecBole's ``pickle_protocol=4`` checkpoints: ``load_best_model``, ``resume_checkpoint`` and
+``load_data_and_model`` all failed. Checkpoints are written with protocol 2 (:func:`save_checkpoint`),
+modules already in the state dict are left out of ``other_parameter``, and RecBole's own types are
+allowlisted (:func:`allow_recbole_types`). Nothing is ever loaded with ``weights_only=False``.
+"""
+
+import importlib
+import os
+import pickle
+import tempfile
+import zipfile
+
+import torch
+import yaml
+
+from recbole_ext.errors import CheckpointError
+
+# the weights-only unpickler rejects protocol 4 frames
+CHECKPOINT_PICKLE_PROTOCOL = 2
+
+
+def allow_recbole_types():
+    """Let weights-only loading rebuild RecBole's ``Config`` and the enums it holds."""
+    from recbole.config.configurator import Config
+    from recbole.utils import EvaluatorType, InputType, ModelType
+
+    torch.serialization.add_safe_globals([Config, ModelType, InputType, EvaluatorType, yaml.loader.FullLoader])
+
+
+def allow_model_class(model_class):
+    """Let weights-only loading rebuild a checkpoint's config, which names its model class."""
+    torch.serialization.add_safe_globals([model_class])
+
+
+def save_checkpoint(trainer, epoch, saved_model_file):
+    """RecBole's checkpoint of ``trainer`` at ``epoch`` (``config``, ``epoch``, ``cur_step``,
+    ``best_valid_score``, ``state_dict``, ``other_parameter``, ``optimizer``), readable weights-only,
+    written to a temporary file beside ``saved_model_file`` and renamed over it: a killed run leaves
+    the previous checkpoint or the new one, never half of one."""
+    state = {
+        "config": trainer.config,
+        "epoch": epoch,
+        "cur_step": trainer.cur_step,
+        "best_valid_score": float(trainer.best_valid_score),
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": weights_only_other_parameter(trainer.model),
+        "optimizer": trainer.optimizer.state_dict(),
+    }
+    folder = os.path.dirname(os.path.abspath(saved_model_file))
+    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(saved_model_file)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            torch.save(state, f, pickle_protocol=CHECKPOINT_PICKLE_PROTOCOL)
+        os.replace(staging, saved_model_file)
+    except BaseException:
+        if os.path.exists(staging):
+            os.unlink(staging)
+        raise
+
+
+def weights_only_other_parameter(model):
+    """``model.other_parameter()`` without the submodules whose weights ``state_dict`` already holds.
+
+    RecBole's GRU4RecF, FDSA and DIN keep a registered submodule there; pickling the module (and the
+    dataset it references) would make the checkpoint unloadable with ``weights_only=True``.
+    """
+    parameters = model.other_parameter()
+    if not parameters:
+        return parameters
+    submodules = {id(m) for m in model.modules()}
+    kept = {}
+    for name, value in parameters.items():
+        if isinstance(value, torch.nn.Module):
+            if id(value) not in submodules:
+                raise CheckpointError(
+                    f"{type(model).__name__}.other_parameter()[{name!r}] is a module outside the model; "
+                    "only tensors, numbers, numpy arrays and registered submodules can be saved weights-only"
+                )
+            continue
+        kept[name] = value
+    return kept
+
+
+def check_checkpoint(model_file):
+    """Raise :class:`CheckpointError` saying what is wrong with a file that is not a RecBole
+    checkpoint readable weights-only, before RecBole trips over it somewhere deep inside."""
+    if not os.path.isfile(model_file):
+        raise CheckpointError(f"{model_file}: no such checkpoint file")
+    if not zipfile.is_zipfile(model_file):
+        raise CheckpointError(f"{model_file} is not a PyTorch checkpoint: it is truncated or was not written by torch.save")
+    try:
+        # mmap: the check reads the pickle, not the tensors
+        state = torch.load(model_file, weights_only=True, mmap=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refusing to load {model_file}: it needs more than weights-only unpickling "
+            f"allows ({_unpickler_reason(error)})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{model_file} cannot be read: {reason}") from None
+    missing = [key for key in ("config", "state_dict") if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(
+            f"{model_file} is not a RecBole checkpoint: it holds no {' or '.join(map(repr, missing))} "
+            "(RecBole's Trainer saves config, state_dict, optimizer and epoch)"
+        )
+
+
+def _unpickler_reason(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if "Unsupported" in line or "global" in line.lower()]
+    return (reasons or lines or ["unpickling failed"])[0]
+
+
+def allow_checkpoint_model_class(model_file):
+    """Allowlist the model class a checkpoint names, if it is a registered or RecBole model."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(model_file)
+    except Exception:
+        return  # not a zip checkpoint: check_checkpoint reports it
+    for qualified in names:
+        module_name, _, class_name = qualified.rpartition(".")
+        if not (module_name.startswith("recbole.model.") or module_name.startswith("recbole_ext.")):
+            continue
+        model_class = _importable_model_class(module_name, class_name)
+        if model_class is not None:
+            allow_model_class(model_class)
+
+
+def _importable_model_class(module_name, class_name):
+    from recbole.model.abstract_recommender import AbstractRecommender
+
+    try:
+        candidate = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError:
+        return None
+    if isinstance(candidate, type) and issubclass(candidate, AbstractRecommender):
+        return candidate
+    return None

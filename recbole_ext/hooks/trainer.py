@@ -1,0 +1,61 @@
+"""``recbole.trainer.trainer``: checkpoints readable weights-only, written whole; torch's current
+``amp``; the moment a trainer is built, announced.
+
+* ``Trainer.__init__``: the model's class is allowlisted for weights-only loading (the checkpoint's
+  config names it), and :func:`on_trainer_built` listeners are told (the commands hold RecBole's
+  config dump back until the model has accepted its config).
+* ``Trainer._save_checkpoint``: written anew (:func:`recbole_ext.checkpoints.save_checkpoint`):
+  protocol 2, a plain float score, no modules in ``other_parameter``, a staging file renamed into
+  place. RecBole's wrote ``pickle_protocol=4``, which torch ≥ 2.6's weights-only loading cannot read.
+* ``amp`` (the module's ``torch.cuda.amp``): torch 2.4 deprecated ``torch.cuda.amp.GradScaler``, so
+  every RecBole training run warned (FutureWarning); ``torch.amp``'s, for CUDA, stand in.
+
+A plugin model's own trainer is a class registered by name, as RecBole looks trainers up
+(``register_model(trainer_class=...)``), not a hook.
+"""
+
+import functools
+import types
+
+import recbole.trainer.trainer as trainer_module
+import torch
+from recbole.utils import set_color
+
+from recbole_ext import checkpoints
+from recbole_ext.hooks.replace import replace, wrap
+
+Trainer = trainer_module.Trainer
+_built_listeners = []
+
+
+def on_trainer_built(listener):
+    """Call ``listener(trainer)`` whenever a RecBole trainer has been built; returns a function that
+    removes it again."""
+    _built_listeners.append(listener)
+    return lambda: _built_listeners.remove(listener)
+
+
+def install():
+    checkpoints.allow_recbole_types()
+
+    @wrap(Trainer, "__init__")
+    def __init__(recbole_init, self, config, model):
+        recbole_init(self, config, model)
+        checkpoints.allow_model_class(type(model))
+        for listener in list(_built_listeners):
+            listener(self)
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return  # RecBole's rule: rank 0 writes
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        checkpoints.save_checkpoint(self, epoch, saved_model_file)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    replace(Trainer, "_save_checkpoint", _save_checkpoint, __name__)
+
+    replace(trainer_module, "amp", types.SimpleNamespace(
+        GradScaler=functools.partial(torch.amp.GradScaler, "cuda"),
+        autocast=functools.partial(torch.amp.autocast, "cuda"),
+    ), __name__)

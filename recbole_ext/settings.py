@@ -1,0 +1,66 @@
+"""The settings recbole-ext's hooks act on, read and checked once per RecBole ``Config``.
+
+``train_mode`` (how training samples are cut) and the evaluation protocol's keys decide which data
+the dataset builds, how the loaders batch it and how the model and the evaluator read it. They are
+read here, into one :class:`RunSettings`, when the ``Config`` is built (a bad value is one
+:class:`~recbole_ext.errors.ConfigError` before any data is loaded); the dataset, the loaders, the
+model and the evaluator all ask :func:`of` instead of reading the keys again.
+"""
+
+import weakref
+from dataclasses import dataclass
+
+from recbole_ext import registry
+from recbole_ext.errors import ConfigError
+from recbole_ext.protocols.settings import ProtocolSettings, read_settings
+
+# prefix: RecBole's one sample per prefix; sequence: whole-sequence windows; session: GRU4Rec's
+# session-parallel rows (recbole_ext/data/sequence.py)
+TRAIN_MODES = ("sequence", "prefix", "session")
+WHOLE_SEQUENCE_MODES = ("sequence", "session")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    train_mode: str
+    protocol: ProtocolSettings
+
+    @property
+    def held_out(self):
+        """True when the evaluation protocol replaces RecBole's own split (user_split, session_split)."""
+        return self.protocol.held_out
+
+    @property
+    def whole_sequences(self):
+        """True when the training split is rewritten into whole-sequence windows or session steps."""
+        return self.train_mode in WHOLE_SEQUENCE_MODES
+
+
+_resolved = weakref.WeakKeyDictionary()
+
+
+def resolve(config):
+    """Read and check the settings of ``config`` (called as RecBole builds it) and keep them."""
+    settings = RunSettings(train_mode=_train_mode(config), protocol=read_settings(config))
+    _resolved[config] = settings
+    return settings
+
+
+def of(config):
+    """The settings of ``config``: those read when it was built, or read now (a config unpickled
+    from a checkpoint was never built here)."""
+    settings = _resolved.get(config)
+    return settings if settings is not None else resolve(config)
+
+
+def _train_mode(config):
+    model = config["model"]
+    plugin = registry.model_class(model)
+    allowed = (plugin.train_modes if plugin is not None else ()) or ("prefix",)
+    value = config["train_mode"]
+    if value is None:
+        return "prefix" if "prefix" in allowed else allowed[0]
+    if value not in allowed:
+        why = "" if plugin is not None else f" ({model} is RecBole's: it trains on RecBole's prefix samples)"
+        raise ConfigError(f"train_mode: {value!r} is not allowed; use one of {list(allowed)}{why}")
+    return value
