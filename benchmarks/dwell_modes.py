@@ -1,6 +1,6 @@
 """DwellGRU4Rec's dwell modes on the seeded synthetic session log, same seed and epochs.
 
-    python benchmarks/dwell_modes.py --sessions=3000 --epochs=20 --out=benchmarks/results/dwell_modes
+    python -m benchmarks.dwell_modes --sessions=3000 --epochs=20 --out=benchmarks/results/dwell_modes
 
 Writes summary.md (valid and test Recall@20 / MRR@20 per mode) into --out.
 """
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import recbole_ext  # noqa: E402
 from recbole_ext.data.synth import generate  # noqa: E402

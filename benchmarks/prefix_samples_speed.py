@@ -1,7 +1,7 @@
 """RecBole's prefix augmentation against ours (``SequenceDataset.data_augmentation``), in one run:
 the dataset build of an RSC15-shaped log, alternating, ``--rounds`` times each.
 
-    PYTHONPATH=$PWD nice -n 10 python benchmarks/prefix_samples_speed.py --events 1000000
+    nice -n 10 python -m benchmarks.prefix_samples_speed --events 1000000
 """
 
 import argparse
@@ -9,9 +9,7 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recbole.config import Config  # noqa: E402
 from recbole.data import create_dataset  # noqa: E402

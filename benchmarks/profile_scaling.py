@@ -3,7 +3,7 @@ over RecBole's ``Trainer._train_epoch`` on the first ``--targets`` training targ
 RSC15-shaped log (DwellGRU4Rec, dwell_mode none, 64 units, batch 64, Adagrad 0.05, 2048 negatives:
 the settings of benchmarks/scaling.py).
 
-    PYTHONPATH=$PWD nice -n 10 python benchmarks/profile_scaling.py --events 500000 --targets 10000
+    nice -n 10 python -m benchmarks.profile_scaling --events 500000 --targets 10000
 
 Prints, per loss, µs per target of an unprofiled pass, then the profiled pass's top operations and
 the share of its CPU time inside the optimizer step.
@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from recbole.data import create_dataset, data_preparation  # noqa: E402
@@ -33,8 +31,8 @@ from torch.profiler import profile  # noqa: E402
 from recbole_ext.data.atomic import write_sessions  # noqa: E402
 from recbole_ext.data.synth_rsc15 import generate_rsc15  # noqa: E402
 from recbole_ext.model.dwellgru4rec import DwellGRU4Rec  # noqa: E402
-from scaling import LOSSES, FirstTargets  # noqa: E402
-from session_speed import NAME, recbole_config  # noqa: E402
+from benchmarks.scaling import LOSSES, FirstTargets  # noqa: E402
+from benchmarks.session_speed import NAME, recbole_config  # noqa: E402
 
 
 def main(argv=None):

@@ -2,16 +2,14 @@
 ``Trainer._train_epoch`` (DwellGRU4Rec, dwell_mode none, 64 units, batch 64, one step per update,
 XE-sampled with 2048 negatives, Adagrad 0.05; the settings of benchmarks/session_speed.py).
 
-    PYTHONPATH=$PWD nice -n 10 python benchmarks/profile_session_epoch.py --sessions 5000
+    nice -n 10 python -m benchmarks.profile_session_epoch --sessions 5000
 """
 
 import argparse
 import os
 import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from recbole.data import create_dataset, data_preparation  # noqa: E402

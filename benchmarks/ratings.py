@@ -1,9 +1,9 @@
 """Rating benchmark, RecBole side: write the shared folds, cross-validate a rating model, build the table.
 
-    python benchmarks/ratings.py folds  --out=benchmarks/results/ratings            # folds.tsv (once)
-    python benchmarks/ratings.py model  --out=... --name=RatingMF --model=RatingMF [--config_files=a.yaml] [--key=value ...]
-    python benchmarks/ratings.py tuned  --out=... --model=RatingMF --experiment=ray_results/RatingMF  # tuned config
-    python benchmarks/ratings.py table  --out=...                                    # table.md from every *.json
+    python -m benchmarks.ratings folds  --out=benchmarks/results/ratings            # folds.tsv (once)
+    python -m benchmarks.ratings model  --out=... --name=RatingMF --model=RatingMF [--config_files=a.yaml] [--key=value ...]
+    python -m benchmarks.ratings tuned  --out=... --model=RatingMF --experiment=ray_results/RatingMF  # tuned config
+    python -m benchmarks.ratings table  --out=...                                    # table.md from every *.json
 
 ``folds.tsv`` holds RecBole's ml-100k as RecBole loads it (user, item, rating in loading order) with the
 fold :func:`recbole_ext.data.rating_dataset.fold_assignment` gives each rating for ``--folds`` and ``--seed``;

@@ -23,7 +23,7 @@ case "${1:-}" in
       $PY benchmarks/ratings.py model --out=$OUT --name="$m-tuned" --model="$m" --config_files="$OUT/$m-tuned.yaml"
     done ;;
   surprise)
-    .venv-bench/bin/python benchmarks/ratings_surprise.py --out=$OUT ;;
+    .venv-bench/bin/python -m benchmarks.ratings_surprise --out=$OUT ;;
   table)
     $PY benchmarks/ratings.py table --out=$OUT ;;
   *) echo "usage: $0 hyper|recbole|surprise|table" >&2; exit 2 ;;

@@ -1,6 +1,6 @@
 """Rating benchmark, Surprise side: BaselineOnly, SVD, SVD++ and NMF on the folds of folds.tsv.
 
-    .venv-bench/bin/python benchmarks/ratings_surprise.py --out=benchmarks/results/ratings [--algorithms=SVD,NMF]
+    .venv-bench/bin/python -m benchmarks.ratings_surprise --out=benchmarks/results/ratings [--algorithms=SVD,NMF]
 
 Runs in its own venv (benchmarks/requirements-ratings.txt); reads the folds that
 benchmarks/ratings.py wrote from RecBole's loading of ml-100k, fits each algorithm with its default

@@ -6,14 +6,14 @@ DEVICE=${1:-cpu}; OUT=${2:-benchmarks/results}; PART=${3:-sequence}
 GPU="--device=$DEVICE --use_gpu=$([ "$DEVICE" = cpu ] && echo False || echo True)"
 case "$PART" in
   sequence)  # issue 6: epoch time and time-to-quality, GRU4Rec vs RNNCCE prefix vs sequence
-    python benchmarks/sequence_training.py --dataset=ml-100k --epochs=40 --stopping_step=5 \
+    python -m benchmarks.sequence_training --dataset=ml-100k --epochs=40 --stopping_step=5 \
       --device="$DEVICE" --out="$OUT/sequence_training" ;;
   losses)  # issue 4: CE vs KL vs BPR-max for RNNCCE, same seed and epochs
     python benchmark.py --models=CE=RNNCCE:loss_type=CE,KL=RNNCCE:loss_type=KL,BPR-max=RNNCCE:loss_type=BPR-max \
       --dataset=ml-100k --seeds=2 --baseline=CE --config_files=benchmarks/configs/ml-100k.yaml \
       --epochs=20 --stopping_step=100 $GPU --out="$OUT/losses" ;;
   dwell)  # issue 5: dwell modes on the generated sessions
-    python benchmarks/dwell_modes.py --sessions=3000 --epochs=20 --seeds=2020,2021,2022 --device="$DEVICE" \
+    python -m benchmarks.dwell_modes --sessions=3000 --epochs=20 --seeds=2020,2021,2022 --device="$DEVICE" \
       --out="$OUT/dwell_modes" ;;
   compare)  # issue 8: the plugin models next to RecBole's built-ins
     python benchmark.py --models=RNNCCE,RNNCCE_untied=RNNCCE:weight_tying=False,DwellGRU4Rec,GRU4Rec,GRU4RecF,SASRec,NARM \

@@ -23,7 +23,7 @@ At the largest size, one more process per ``--loss-modes`` mode trains ours with
 softmax), ``XE-sampled`` and ``BPR-max`` in turn (``--loss-rounds`` rounds, alternating), each on
 the first ``--loss-targets`` targets of the epoch, and reports seconds per target.
 
-    PYTHONPATH=$PWD nice -n 10 python benchmarks/scaling.py --official /tmp/gru4rec_official \\
+    nice -n 10 python -m benchmarks.scaling --official /tmp/gru4rec_official \\
         --out benchmarks/results/scaling/cpu
 
 Writes ``OUT/runs.csv`` (every measurement) and ``OUT/summary.md``, staged and renamed into place;
@@ -46,11 +46,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
+from recbole_ext.data.sequence import user_spans  # noqa: E402
 from recbole_ext.errors import DataError  # noqa: E402
 
 NAME = "speed-train"  # session_speed.recbole_config reads the dataset of this name
@@ -84,8 +83,8 @@ def training_events(inter_file):
     frame = pd.read_csv(inter_file, sep="\t")
     frame.columns = [c.split(":")[0] for c in frame.columns]
     sessions = frame["session_id"].to_numpy()
-    first = np.flatnonzero(np.r_[True, sessions[1:] != sessions[:-1]])
-    lengths = np.diff(np.r_[first, len(sessions)])
+    first, ends = user_spans(sessions)
+    lengths = ends - first
     position = np.arange(len(sessions)) - np.repeat(first, lengths)
     kept = np.repeat(lengths - np.minimum(2, lengths - 2), lengths)
     train = frame[position < kept]
@@ -124,7 +123,7 @@ def child_ours(spec):
     torch.set_num_threads(spec["threads"])
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_trainer, init_seed
-    from session_speed import recbole_config
+    from benchmarks.session_speed import recbole_config
 
     from recbole_ext.model.dwellgru4rec import DwellGRU4Rec
 
@@ -168,13 +167,9 @@ def child_official(spec):
     import torch
 
     torch.set_num_threads(spec["threads"])
-    import importlib
+    from benchmarks.official import load_gru4rec
 
-    from session_speed import _float32_init_weights
-
-    sys.path.insert(0, spec["official"])
-    official = importlib.import_module("gru4rec_pytorch")
-    _float32_init_weights(official.GRU4RecModel)
+    official = load_gru4rec(spec["official"])
     rss_import = peak_rss_mb()
     args = argparse.Namespace(**spec["args"])
     stored = np.load(spec["events_file"])
@@ -224,10 +219,10 @@ def run_child(kind, spec, work):
     """Run one measurement in a fresh interpreter; returns its result dict."""
     spec_file = work / f"spec-{kind}-{time.monotonic_ns()}.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(spec["threads"]),
-           "MKL_NUM_THREADS": str(spec["threads"])}
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", kind, str(spec_file)],
-                          check=False, cwd=work, env=env, capture_output=True, text=True)
+    spec["work"] = str(work)  # RecBole writes log/ into the working folder: the child moves there
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"])}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "--child", kind, str(spec_file)],
+                          check=False, cwd=REPO, env=env, capture_output=True, text=True)
     spec_file.unlink()
     if done.returncode != 0:
         raise RuntimeError(f"{kind} child failed ({done.returncode}):\n{done.stderr[-4000:]}")
@@ -357,7 +352,7 @@ def main(argv=None):
     official_dir = Path(args.official).resolve()
     if not (official_dir / "gru4rec_pytorch.py").is_file():
         parser.error(f"--official: {official_dir} holds no gru4rec_pytorch.py; give the official checkout")
-    command = "python benchmarks/scaling.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.scaling " + " ".join(sys.argv[1:] if argv is None else argv)
     shared = {"threads": args.threads, "official": str(official_dir), "cap": args.train_events,
               "args": {"n_sample": args.n_sample, "sample_alpha": args.sample_alpha, "learner": args.learner,
                        "learning_rate": args.learning_rate, "epochs": 1, "seed": args.seed, "batch": args.batch,
@@ -369,7 +364,7 @@ def main(argv=None):
             log_dir = work / f"events-{size}"
             subprocess.run([sys.executable, "-m", "recbole_ext.data.synth", "--shape", "rsc15", "--events", str(size),
                             "--items", str(args.items), "--seed", str(args.seed), "--out", str(log_dir),
-                            "--name", NAME], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            "--name", NAME], check=True, cwd=REPO,
                            stdout=subprocess.DEVNULL)
             events = training_events(log_dir / NAME / f"{NAME}.inter")
             events_file = log_dir / "official-train.npz"
@@ -418,6 +413,7 @@ def _row(size, contender, mode, result, run, cap):
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         spec = json.loads(Path(sys.argv[3]).read_text(encoding="utf-8"))
+        os.chdir(spec["work"])
         result = {"ours": child_ours, "official": child_official}[sys.argv[2]](spec)
         print(json.dumps(result))
         sys.exit(0)

@@ -6,7 +6,7 @@ seconds of wall time have passed (or ``--epochs``), and prints one JSON line: th
 wall time at which valid NDCG@10 reached ``--target`` (validation included, as the benchmark counts
 it), the best epoch, the seconds per epoch, and then the curve (``epoch:wall_seconds:ndcg``)::
 
-    python benchmarks/sequence_settings.py --threads=1 --budget=45 learning_rate=0.02 train_batch_size=1024
+    python -m benchmarks.sequence_settings --threads=1 --budget=45 learning_rate=0.02 train_batch_size=1024
 
 ``--target`` defaults to RecBole GRU4Rec's best valid NDCG@10 in the last CPU run
 (``benchmarks/results/sequence_training_cpu``).
@@ -16,9 +16,7 @@ import argparse
 import ast
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 

@@ -13,7 +13,7 @@ RecBole's trainer, so that the two share the machine's load. Writes into ``--out
   valid NDCG@10, test NDCG@10, the command and the machine;
 - ``curves.png`` (with matplotlib).
 
-    python benchmarks/sequence_training.py --dataset=ml-100k --epochs=40 --threads=1 --out=benchmarks/results/sequence_training
+    python -m benchmarks.sequence_training --dataset=ml-100k --epochs=40 --threads=1 --out=benchmarks/results/sequence_training
 
 ``--out`` must be empty or absent unless ``--overwrite`` is given; results are written to a staging
 folder beside it and renamed into place at the end. On a CPU shared with other jobs, ``--threads=1``
@@ -32,7 +32,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from recbole.utils import init_seed  # noqa: E402

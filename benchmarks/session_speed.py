@@ -17,14 +17,13 @@ Test events whose item never occurs in training are dropped, as the official eva
 The official code is used for measuring only, from a checkout outside this repository:
 
     git clone <the fetched mirror of hidasib/GRU4Rec_PyTorch_Official> /tmp/gru4rec_official
-    nice -n 10 python benchmarks/session_speed.py --official=/tmp/gru4rec_official \\
+    nice -n 10 python -m benchmarks.session_speed --official=/tmp/gru4rec_official \\
         --out=benchmarks/results/speed/cpu
 
 Writes ``OUT/runs.csv`` (one line per contender, round and epoch) and ``OUT/summary.md``.
 """
 
 import argparse
-import importlib
 import os
 import platform
 import subprocess
@@ -34,7 +33,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -45,7 +43,9 @@ from recbole.config import Config  # noqa: E402
 from recbole.data import create_dataset, data_preparation  # noqa: E402
 from recbole.data.interaction import Interaction  # noqa: E402
 from recbole.utils import get_trainer, init_seed  # noqa: E402
+from benchmarks.official import load_gru4rec  # noqa: E402
 from recbole_ext.data.atomic import write_sessions  # noqa: E402
+from recbole_ext.data.sequence import user_spans  # noqa: E402
 from recbole_ext.model.dwellgru4rec import DwellGRU4Rec  # noqa: E402
 
 NAME = "speed-train"
@@ -128,8 +128,7 @@ def training_sequences(data_dir, args):
     users, lengths = inter["session_id"].numpy(), inter["item_length"].numpy()
     item_lists, items = inter["item_id_list"].numpy(), inter["item_id"].numpy()
     time_lists, times = inter["timestamp_list"].numpy(), inter["timestamp"].numpy()
-    first = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[first[1:], len(users)]
+    first, ends = user_spans(users)
     user_tokens, item_tokens = dataset.field2id_token["session_id"], dataset.field2id_token["item_id"]
     rows = []
     for start, end in zip(first, ends):
@@ -209,9 +208,7 @@ def run_ours(data_dir, settings, args, test, known_items, round_index):
 
 
 def run_official(official_dir, batch, train_events, args, test, known_items, round_index):
-    sys.path.insert(0, str(official_dir))
-    official = importlib.import_module("gru4rec_pytorch")
-    _float32_init_weights(official.GRU4RecModel)
+    official = load_gru4rec(official_dir)
     torch.manual_seed(args.seed + round_index)
     np.random.seed(args.seed + round_index)
     torch.set_num_threads(args.threads)
@@ -238,21 +235,6 @@ def run_official(official_dir, batch, train_events, args, test, known_items, rou
         return torch.stack(scores, 1)
 
     return events, epochs, total, evaluate(score_positions, lookup, test, known_items)
-
-
-def _float32_init_weights(model_class):
-    """NumPy 2 fix for the official code's compatibility-mode init: its float32 weights times a
-    float64 scalar became float64 under NumPy 2's promotion rules (NEP 50), which ``Tensor.set_``
-    refuses for a float32 parameter. Cast back to the float32 it had under NumPy 1."""
-    original = model_class.__dict__["_init_numpy_weights"]
-    if getattr(original, "float32_fix", False):
-        return
-
-    def init_numpy_weights(self, shape):
-        return original(self, shape).astype(np.float32)
-
-    init_numpy_weights.float32_fix = True
-    model_class._init_numpy_weights = init_numpy_weights
 
 
 def _captured(call):
@@ -297,7 +279,7 @@ def main(argv=None):
 
     subprocess.run([sys.executable, "-m", "recbole_ext.data.synth", "--out", str(work), "--name", "all",
                     "--sessions", str(args.sessions), "--items", str(args.items), "--seed", str(args.seed)],
-                   check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+                   check=True, cwd=REPO)
     train_frame, test = split_by_time(read_sessions(work / "all" / "all.inter"), args.test_share)
     write_sessions(train_frame["session_id"], train_frame["item_id"], train_frame["timestamp"], work, NAME)
     os.chdir(work)  # RecBole's log/ folders
@@ -330,7 +312,7 @@ def main(argv=None):
              f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch "
              f"{torch.__version__}, {args.threads} thread(s) per contender; load average (1 min) "
              f"{load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.",
-             f"Command: `python benchmarks/session_speed.py {command}`", "", *summary_lines(frame)]
+             f"Command: `python -m benchmarks.session_speed {command}`", "", *summary_lines(frame)]
     staged = out / "summary.md.tmp"
     staged.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(staged, out / "summary.md")

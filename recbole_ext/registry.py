@@ -21,7 +21,6 @@ import importlib
 import importlib.machinery
 import importlib.util
 import inspect
-import os
 import sys
 import types
 from pathlib import Path

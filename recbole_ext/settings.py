@@ -10,7 +10,6 @@ model and the evaluator all ask :func:`of` instead of reading the keys again.
 import weakref
 from dataclasses import dataclass
 
-from recbole_ext import registry
 from recbole_ext.errors import ConfigError
 from recbole_ext.protocols.settings import ProtocolSettings, read_settings
 
@@ -55,12 +54,14 @@ def of(config):
 
 def _train_mode(config):
     model = config["model"]
-    plugin = registry.model_class(model)
-    allowed = (plugin.train_modes if plugin is not None else ()) or ("prefix",)
+    # a plugin model declares its train modes (recbole_ext.registry's contract); RecBole's do not
+    declared = getattr(config.model_class, "train_modes", None)
+    plugin = declared is not None
+    allowed = declared or ("prefix",)
     value = config["train_mode"]
     if value is None:
         return "prefix" if "prefix" in allowed else allowed[0]
     if value not in allowed:
-        why = "" if plugin is not None else f" ({model} is RecBole's: it trains on RecBole's prefix samples)"
+        why = "" if plugin else f" ({model} is RecBole's: it trains on RecBole's prefix samples)"
         raise ConfigError(f"train_mode: {value!r} is not allowed; use one of {list(allowed)}{why}")
     return value

@@ -1,4 +1,4 @@
-"""benchmarks/raw_sequence_loop.py: the raw loop trains on RNNCCE's own training windows with RNNCCE's math."""
+"""benchmarks.raw_sequence_loop: the raw loop trains on RNNCCE's own training windows with RNNCCE's math."""
 
 import torch
 from recbole.config import Config
