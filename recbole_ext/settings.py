@@ -1,6 +1,8 @@
 """The settings recbole-ext's hooks act on, read and checked once per RecBole ``Config``.
 
-``train_mode`` (how training samples are cut) and the evaluation protocol's keys decide which data
+``train_mode`` (how training samples are cut), ``lean_sequences`` (whether RecBole's sequential
+datasets keep their prefix samples as rows of the flat interactions) and the evaluation protocol's
+keys decide which data
 the dataset builds, how the loaders batch it and how the model and the evaluator read it. They are
 read here, into one :class:`RunSettings`, when the ``Config`` is built (a bad value is one
 :class:`~recbole_ext.errors.ConfigError` before any data is loaded); the dataset, the loaders, the
@@ -23,6 +25,7 @@ WHOLE_SEQUENCE_MODES = ("sequence", "session")
 class RunSettings:
     train_mode: str
     protocol: ProtocolSettings
+    lean: bool  # lean_sequences: RecBole's sequential datasets keep their samples as rows (data/lean.py)
 
     @property
     def held_out(self):
@@ -40,7 +43,7 @@ _resolved = weakref.WeakKeyDictionary()
 
 def resolve(config):
     """Read and check the settings of ``config`` (called as RecBole builds it) and keep them."""
-    settings = RunSettings(train_mode=_train_mode(config), protocol=read_settings(config))
+    settings = RunSettings(train_mode=_train_mode(config), protocol=read_settings(config), lean=_lean(config))
     _resolved[config] = settings
     return settings
 
@@ -64,4 +67,13 @@ def _train_mode(config):
     if value not in allowed:
         why = "" if plugin else f" ({model} is RecBole's: it trains on RecBole's prefix samples)"
         raise ConfigError(f"train_mode: {value!r} is not allowed; use one of {list(allowed)}{why}")
+    return value
+
+
+def _lean(config):
+    value = config["lean_sequences"]
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(f"lean_sequences: {value!r} is not allowed; use true or false")
     return value

@@ -5,10 +5,8 @@ import pytest
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
-from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 
-from recbole_ext.data.sequence import SequenceDataset
 from recbole_ext.model.rnncce import RNNCCE
 
 SETTINGS = {"embedding_size": 8, "hidden_size": 8, "rnn_type": "GRU", "dropout_prob": 0.0}
@@ -135,19 +133,3 @@ def test_train_batch_size_counts_targets_in_both_modes(tiny_config):
     batch = next(iter(train))
     assert len(batch) == round(400 / per_window)
     assert abs((batch["target_item_id_list"] > 0).sum().item() - 400) < 3 * 20  # within a few windows
-
-
-@pytest.mark.parametrize("max_len", [50, 3])
-def test_prefix_samples_are_recbole_s_own_augmentation(tiny_config, monkeypatch, max_len):
-    settings = {**tiny_config, **SETTINGS, "train_mode": "prefix", "MAX_ITEM_LIST_LENGTH": max_len,
-                "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}}
-    config = Config(model="RNNCCE", dataset="ml-tiny", config_dict=settings)
-    ours = [split._dataset.inter_feat for split in data_preparation(config, create_dataset(config))]
-    monkeypatch.setattr(SequenceDataset, "data_augmentation", SequentialDataset.data_augmentation)
-    recbole = [split._dataset.inter_feat for split in data_preparation(config, create_dataset(config))]
-    assert "rating_list" in ours[0].columns and int(ours[0]["item_length"].max()) == min(max_len, 50)
-    for our_split, recbole_split in zip(ours, recbole):  # train, valid, test
-        assert sorted(our_split.columns) == sorted(recbole_split.columns)
-        for field in recbole_split.columns:
-            assert our_split[field].dtype == recbole_split[field].dtype, field
-            assert torch.equal(our_split[field], recbole_split[field]), field

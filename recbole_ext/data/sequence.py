@@ -44,23 +44,12 @@ def target_list_field(config):
 
 
 class SequenceDataset(SequentialDataset):
-    """A :class:`SequentialDataset` whose training split holds whole-sequence windows when
-    ``train_mode`` is ``sequence`` (with ``prefix`` it is RecBole's dataset unchanged)."""
+    """A :class:`SequentialDataset` on the lean data path (:mod:`recbole_ext.data.lean`: its samples
+    are rows of the flat interactions) whose training split holds whole-sequence windows when
+    ``train_mode`` is ``sequence``, session-parallel step blocks when it is ``session`` (with
+    ``prefix``, RecBole's samples)."""
 
-    def data_augmentation(self):
-        if self.time_field not in self.inter_feat:
-            raise ConfigError(
-                f"{self.config['model']} orders each sequence by the time field {self.time_field!r}, "
-                f"which is not loaded: add it to load_col (now {self.config['load_col']})"
-            )
-        if self.config["numerical_features"]:
-            super().data_augmentation()  # its lists of (value, ...) pairs: RecBole's own loop
-            return
-        self._aug_presets()
-        self._check_field("uid_field", "time_field")
-        self.sort(by=[self.uid_field, self.time_field], ascending=True)
-        self.inter_feat = prefix_samples(self.inter_feat, self.uid_field, self.max_item_list_len,
-                                         self.item_list_length_field, self.config["LIST_SUFFIX"])
+    always_lean = True  # its windows and steps are cut from the flat sequences
 
     def build(self):
         datasets = super().build()
@@ -78,14 +67,10 @@ class SequenceDataset(SequentialDataset):
             datasets[0] = train.copy(steps(train.inter_feat))
         return datasets
 
-    def list_fields(self):
-        """{scalar field: its list field} for every field the augmentation turned into a list."""
+    def list_fields(self, samples):
+        """{scalar field: its list field} for every field the augmentation turns into a list."""
         suffix = self.config["LIST_SUFFIX"]
-        return {
-            field[: -len(suffix)]: field
-            for field in self.inter_feat.columns
-            if field.endswith(suffix) and field[: -len(suffix)] in self.inter_feat.columns
-        }
+        return {field: field + suffix for field in samples.flat.fields if field != self.uid_field}
 
     def target_item_counts(self):
         """How often each item id is a training target: the support of GRU4Rec's samplers."""
@@ -119,175 +104,118 @@ class SequenceDataset(SequentialDataset):
     def target_field(self):
         return target_list_field(self.config)
 
-    def _sequence_windows(self, inter):
+    def _sequence_windows(self, samples):
+        """The samples' sequences cut into windows of at most ``MAX_ITEM_LIST_LENGTH`` targets, tiled
+        from the end, each window's inputs the events before its targets (its context restarts)."""
         max_len = self.max_item_list_len
-        list_fields = self.list_fields()
-        uids = inter[self.uid_field].numpy()
-        lengths = inter[self.item_list_length_field].numpy()
-        starts, ends = user_spans(uids)
-
-        # Each user's sequence is its first prefix followed by every training target, in time order.
-        # `rows` indexes a flat array: (row, position in list) for list entries, (row, -1) for targets.
-        window_user, window_rows, window_cols, window_len = [], [], [], []
-        for start, end in zip(starts, ends):
-            head = int(lengths[start])
-            rows = np.r_[np.full(head, start), np.arange(start, end)]
-            cols = np.r_[np.arange(head), np.full(end - start, -1)]
-            n_targets = len(rows) - 1
-            window_ends = np.arange(n_targets, 0, -max_len)[::-1]
-            for last in window_ends:
-                first = max(1, last - max_len + 1)
-                span = slice(first - 1, last + 1)  # inputs first-1..last-1, targets first..last
-                window_user.append(uids[start])
-                window_rows.append(rows[span])
-                window_cols.append(cols[span])
-                window_len.append(last - first + 1)
-
-        n_windows = len(window_len)
-        width = max_len + 1
-        gather_rows = np.zeros((n_windows, width), dtype=np.int64)
-        gather_cols = np.full((n_windows, width), -2, dtype=np.int64)  # -2 marks padding
-        for w, (r, c) in enumerate(zip(window_rows, window_cols)):
-            gather_rows[w, : len(r)] = r
-            gather_cols[w, : len(c)] = c
-        is_pad = gather_cols == -2
-        is_target_value = gather_cols == -1
-        list_cols = np.where(is_pad | is_target_value, 0, gather_cols)
-
-        new = {
-            self.uid_field: torch.as_tensor(np.array(window_user, dtype=np.int64)),
-            self.item_list_length_field: torch.as_tensor(np.array(window_len, dtype=np.int64)),
+        flat = samples.flat
+        first, last = target_runs(samples)
+        n_targets = last - first + 1
+        per_run = -(-n_targets // max_len)
+        run_of_window = np.repeat(np.arange(len(first)), per_run)
+        from_end = np.repeat(per_run, per_run) - (np.arange(per_run.sum()) - np.repeat(np.cumsum(per_run) - per_run, per_run)) - 1
+        window_last = last[run_of_window] - from_end * max_len
+        window_first = np.maximum(first[run_of_window], window_last - max_len + 1)
+        lengths = torch.as_tensor(window_last - window_first + 1, dtype=torch.int64)
+        offsets = torch.arange(max_len)
+        padding = offsets[None, :] >= lengths[:, None]
+        inputs = (torch.as_tensor(window_first - 1, dtype=torch.int64)[:, None] + offsets).masked_fill(padding, 0)
+        windows = {
+            self.uid_field: flat.column(self.uid_field, torch.as_tensor(window_last, dtype=torch.int64)),
+            self.item_list_length_field: lengths,
         }
-        for field, list_field in list_fields.items():
-            values = inter[list_field][torch.as_tensor(gather_rows), torch.as_tensor(list_cols)]
-            scalar = inter[field][torch.as_tensor(gather_rows)]
-            mask = torch.as_tensor(is_target_value)
-            while mask.dim() < values.dim():
-                mask = mask.unsqueeze(-1)
-            values = torch.where(mask, scalar.to(values.dtype), values)
-            values = values.masked_fill(_expand(torch.as_tensor(is_pad), values), 0)
-            new[list_field] = values[:, :max_len].contiguous()
-            if field == self.iid_field:
-                new[self.target_field] = values[:, 1:].contiguous()
-        # an input position whose target is padding is padding too
-        new[self.target_field] = new[self.target_field].masked_fill(
-            torch.arange(max_len)[None, :] >= new[self.item_list_length_field][:, None], 0
-        )
-        for field, list_field in list_fields.items():
-            values = new[list_field]
-            keep = torch.arange(max_len)[None, :] < new[self.item_list_length_field][:, None]
-            new[list_field] = values.masked_fill(~_expand(keep, values), 0)
+        for field, list_field in self.list_fields(samples).items():
+            values = flat.column(field, inputs)
+            windows[list_field] = values.masked_fill(_expand(padding, values), 0)
+        targets = flat.column(self.iid_field, inputs + 1)
+        windows[self.target_field] = targets.masked_fill(padding, 0)
         self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, max_len)
-        return Interaction(new)
+        return Interaction(windows)
 
     # ------------------------------------------------------------ train_mode: session
-    def _session_steps(self, inter):
+    def _session_steps(self, samples):
         """GRU4Rec's session-parallel mini-batches, built once.
 
-        Each user's training sequence (its first prefix followed by every training target) is one
-        session. Sessions are taken in the official code's order (``session_order='time'``: by the
-        time of their first event, ties by user id). ``train_batch_size`` rows each follow one
-        session, one event per step; when a row's session ends, the next session in that order takes
-        the row (free rows in row order, as the official iterator does), and that step is marked in
-        :data:`SESSION_RESET_FIELD`. Unlike the official iterator, the epoch ends only when every
-        session is done (rows that find no session left idle with item 0 and target 0), so every
-        training target is used exactly once.
+        Each run of the samples' targets in one sequence (a user's training targets) is one session,
+        read from the event before its first target. Sessions are taken in the official code's order
+        (``session_order='time'``: by the time of their first event, ties by user id).
+        ``train_batch_size`` rows each follow one session, one event per step; when a row's session
+        ends, the next session in that order takes the row (free rows in row order, as the official
+        iterator does), and that step is marked in :data:`SESSION_RESET_FIELD`. Unlike the official
+        iterator, the epoch ends only when every session is done (rows that find no session left
+        idle with item 0 and target 0), so every training target is used exactly once.
 
         The steps are cut into blocks of ``session_steps`` consecutive steps; one block is one
         training sample (one batch), ``[blocks, session_steps, rows]`` per field: the input item, the
-        target, the input item's time (when loaded) and the reset flag. A step holds no target's time.
+        target, the input item's time and the reset flag. A step holds no target's time.
         """
         rows = keys.integer(self.config, "train_batch_size", 1)
         steps_per_block = keys.integer(self.config, "session_steps", 1)
         suffix = self.config["LIST_SUFFIX"]
         item_list, time_list = self.iid_field + suffix, self.time_field + suffix
-        uids = inter[self.uid_field].numpy()
-        lengths = inter[self.item_list_length_field].numpy()
-        starts, ends = user_spans(uids)
-        item_lists, items = inter[item_list].numpy(), inter[self.iid_field].numpy()
-        time_lists, times = inter[time_list].numpy(), inter[self.time_field].numpy()
-        sequences, sequence_times = [], []
-        for start, end in zip(starts, ends):
-            head = int(lengths[start])
-            sequences.append(np.r_[item_lists[start, :head], items[start:end]])
-            sequence_times.append(np.r_[time_lists[start, :head], times[start:end]])
-        order = np.argsort([t[0] for t in sequence_times], kind="stable")
+        flat = samples.flat
+        first, last = target_runs(samples)
+        n_inputs = last - first + 1  # a session of n events has n - 1 inputs
+        session_start = first - 1
+        start_times = flat.column(self.time_field, torch.as_tensor(session_start, dtype=torch.int64)).numpy()
+        order = np.argsort(start_times, kind="stable")
 
         # the row that frees up first takes the next session; ties go to the lower row
         free = [(0, row) for row in range(rows)]
-        placed = []  # (row, first step, session)
-        for session in order:
-            first_step, row = heapq.heappop(free)
-            placed.append((row, first_step, session))
-            heapq.heappush(free, (first_step + len(sequences[session]) - 1, row))
+        session_row = np.empty(len(first), dtype=np.int64)
+        session_step = np.empty(len(first), dtype=np.int64)
+        for session in order.tolist():
+            step, row = heapq.heappop(free)
+            session_row[session], session_step[session] = row, step
+            heapq.heappush(free, (step + int(n_inputs[session]), row))
         n_steps = max(step for step, _ in free)
         n_blocks = max(1, -(-n_steps // steps_per_block))
         shape = (n_blocks * steps_per_block, rows)
-        step_items = np.zeros(shape, dtype=np.int64)
-        step_targets = np.zeros(shape, dtype=np.int64)
-        step_times = np.zeros(shape, dtype=times.dtype)
-        reset = np.ones(shape, dtype=bool)  # idle rows keep a fresh state
-        for row, first_step, session in placed:
-            sequence = sequences[session]
-            span = slice(first_step, first_step + len(sequence) - 1)
-            step_items[span, row] = sequence[:-1]
-            step_targets[span, row] = sequence[1:]
-            step_times[span, row] = sequence_times[session][:-1]
-            reset[first_step + 1 : span.stop, row] = False
+        # every input event: its step and row, and its flat row
+        within = np.arange(n_inputs.sum()) - np.repeat(np.cumsum(n_inputs) - n_inputs, n_inputs)
+        at_step = np.repeat(session_step, n_inputs) + within
+        at_row = np.repeat(session_row, n_inputs)
+        input_rows = torch.as_tensor(np.repeat(session_start, n_inputs) + within, dtype=torch.int64)
+        items = flat.column(self.iid_field, input_rows)
+        times = flat.column(self.time_field, input_rows)
+        step_items = torch.zeros(shape, dtype=items.dtype)
+        step_targets = torch.zeros(shape, dtype=items.dtype)
+        step_times = torch.zeros(shape, dtype=times.dtype)
+        reset = torch.ones(shape, dtype=torch.bool)  # idle rows keep a fresh state
+        where = (torch.as_tensor(at_step), torch.as_tensor(at_row))
+        step_items[where] = items
+        step_targets[where] = flat.column(self.iid_field, input_rows + 1)
+        step_times[where] = times
+        reset[where] = torch.as_tensor(within == 0)
         block_shape = (n_blocks, steps_per_block, rows)
         self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, steps_per_block)
         return Interaction(
             {
-                item_list: torch.as_tensor(step_items.reshape(block_shape)),
-                self.target_field: torch.as_tensor(step_targets.reshape(block_shape)),
-                time_list: torch.as_tensor(step_times.reshape(block_shape)),
-                SESSION_RESET_FIELD: torch.as_tensor(reset.reshape(block_shape)),
+                item_list: step_items.reshape(block_shape),
+                self.target_field: step_targets.reshape(block_shape),
+                time_list: step_times.reshape(block_shape),
+                SESSION_RESET_FIELD: reset.reshape(block_shape),
                 SESSION_BLOCK_FIELD: torch.arange(n_blocks),
             }
         )
+
+
+def target_runs(samples):
+    """First and last flat row of each run of consecutive target rows (a sequence's samples in a
+    split: its training targets, or a held-out session's), in the order the runs appear."""
+    rows = samples.target_rows().numpy()
+    if len(rows) == 0:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    breaks = np.flatnonzero(rows[1:] != rows[:-1] + 1) + 1
+    starts = np.r_[0, breaks]
+    ends = np.r_[breaks, len(rows)] - 1
+    return rows[starts].astype(np.int64), rows[ends].astype(np.int64)
 
 
 def user_spans(uids):
     """Start and end row of each user's rows (rows sorted by user)."""
     starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]]) if len(uids) else np.array([], int)
     return starts, np.r_[starts[1:], len(uids)].astype(int)
-
-
-# rows of prefix lists filled at a time: bounds the index matrix built beside the lists
-PREFIX_CHUNK_ROWS = 1 << 18
-
-
-def prefix_samples(inter, uid_field, max_len, length_field, list_suffix):
-    """RecBole's sequential augmentation (``SequentialDataset.data_augmentation``), the same samples
-    without its Python loop over every sample and field (without it the 5M-event log's build went
-    from 93 s to 62 s): for every interaction but a user's first, in (user, time) order, a sample
-    whose lists hold the user's previous ``max_len`` (at most) interactions, oldest first,
-    zero-padded on the right."""
-    uids = inter[uid_field].numpy()
-    n = len(uids)
-    rows = np.arange(n)
-    first_rows, end_rows = user_spans(uids)
-    user_start = np.repeat(first_rows, end_rows - first_rows)
-    targets = rows[rows != user_start]
-    starts = torch.as_tensor(np.maximum(user_start[targets], targets - max_len))
-    lengths = torch.as_tensor(targets) - starts
-    samples = inter[targets]
-    lists = {length_field: lengths}
-    offsets = torch.arange(max_len)
-    for field in inter.columns:
-        if field == uid_field:
-            continue
-        values = inter[field]
-        filled = torch.zeros((len(targets), max_len, *values.shape[1:]), dtype=values.dtype)
-        for low in range(0, len(targets), PREFIX_CHUNK_ROWS):
-            chunk = slice(low, low + PREFIX_CHUNK_ROWS)
-            positions = (starts[chunk, None] + offsets).clamp(max=max(n - 1, 0))
-            gathered = values[positions]
-            padding = offsets[None, :] >= lengths[chunk, None]
-            filled[chunk] = gathered.masked_fill(_expand(padding, gathered), 0)
-        lists[field + list_suffix] = filled
-    samples.update(Interaction(lists))
-    return samples
 
 
 # The dataset class each train mode needs; a mode not listed works on RecBole's own dataset.

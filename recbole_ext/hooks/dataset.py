@@ -3,6 +3,9 @@ download, the evaluation protocols' splits.
 
 * ``Dataset._load_feat`` / ``_load_inter_feat`` / ``SequentialDataset.data_augmentation`` /
   ``Dataset.build``: the atomic files and splits checked (:mod:`recbole_ext.data.checks`).
+* ``SequentialDataset.data_augmentation`` / ``build``: the lean sequential data path (prefix samples
+  as rows of the flat interactions, :mod:`recbole_ext.data.lean`) for the plugin RNNs' datasets and
+  with ``lean_sequences: True``.
 * ``SequentialDataset.build``: under ``user_split`` / ``session_split`` the protocol's own splits
   (:func:`recbole_ext.protocols.evaluation.build_splits`); ``Dataset.build`` refuses them for
   non-sequential models.
@@ -29,7 +32,7 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.utils import FeatureType
 
 from recbole_ext import settings
-from recbole_ext.data import checks
+from recbole_ext.data import checks, lean
 from recbole_ext.errors import DatasetNotFoundError
 from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import evaluation as protocols
@@ -66,6 +69,8 @@ def _reading():
     @wrap(SequentialDataset, "data_augmentation")
     def data_augmentation(recbole_data_augmentation, self):
         checks.require_a_sequence(self)
+        if lean.is_lean(self):
+            return lean.flatten(self)
         return recbole_data_augmentation(self)
 
 
@@ -79,9 +84,11 @@ def _splits():
     @wrap(SequentialDataset, "build")
     def sequential_build(recbole_sequential_build, self):
         run = settings.of(self.config)
-        if not run.held_out:
-            return recbole_sequential_build(self)  # its Dataset.build checks the splits
-        return protocols.build_splits(self, run.protocol)
+        if run.held_out:
+            return protocols.build_splits(self, run.protocol)
+        if lean.is_lean(self):
+            return checks.require_splits(self, lean.build_leave_one_out(self))
+        return recbole_sequential_build(self)  # its Dataset.build checks the splits
 
 
 def _pandas3():

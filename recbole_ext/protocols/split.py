@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recbole.data.interaction import Interaction
+
+from recbole_ext.data.lean import LeanSamples
 from recbole_ext.data.sequence import SequenceDataset, user_spans
 from recbole_ext.errors import ConfigError
 from recbole_ext.keys import require_raw_seconds
@@ -115,7 +118,7 @@ def split_user_samples(dataset, roles, settings):
     inter = dataset.inter_feat
     uids = inter[dataset.uid_field].numpy()
     targets = inter[dataset.iid_field].numpy()
-    first_items = inter[dataset.item_id_list_field][:, 0].numpy()
+    first_items = _first_items(dataset, inter)
     train_rows, cases = [], {VALID: ([], [], []), TEST: ([], [], [])}
     for start, end in zip(*user_spans(uids)):
         role = roles[uids[start]]
@@ -145,6 +148,20 @@ def split_user_samples(dataset, roles, settings):
     return train, split
 
 
+def _first_items(dataset, inter):
+    """The first item of each sample's sequence."""
+    if isinstance(inter, LeanSamples):
+        flat = inter.flat
+        return flat.column(dataset.iid_field, flat.sequence_start[inter[dataset.uid_field]]).numpy()
+    return inter[dataset.item_id_list_field][:, 0].numpy()
+
+
+def take(inter, rows):
+    """The samples at ``rows`` (positions): a lean subset of lean samples, else RecBole's indexing."""
+    rows = torch.as_tensor(rows, dtype=torch.int64)
+    return inter.subset(rows) if isinstance(inter, LeanSamples) else inter[rows]
+
+
 def _offsets(arrays):
     return np.r_[0, np.cumsum([len(a) for a in arrays])].astype(np.int64)
 
@@ -162,18 +179,18 @@ def build_held_out(dataset, settings, roles, unranked=None):
         train_rows, split = split_user_samples(dataset, roles, settings)
         evaluation = {}
         for role, (rows, held_out, goal_lengths) in split.items():
-            cases = inter[torch.as_tensor(rows)]
-            cases.update(type(cases)({GOAL_LENGTH_FIELD: torch.as_tensor(goal_lengths, dtype=torch.int64)}))
+            cases = take(inter, rows)
+            cases.update(Interaction({GOAL_LENGTH_FIELD: torch.as_tensor(goal_lengths, dtype=torch.int64)}))
             evaluation[role] = _with_cases(dataset.copy(cases), held_out)
     for role, key in ((VALID, "valid"), (TEST, "test")):
         if len(evaluation[role].inter_feat) == 0:
             raise ConfigError(_empty_message(settings, key))
-    train = dataset.copy(inter[torch.as_tensor(train_rows, dtype=torch.int64)])
+    train = dataset.copy(take(inter, train_rows))
     return [train, evaluation[VALID], evaluation[TEST]]
 
 
 def _session_cases(dataset, rows, unranked):
-    cases = dataset.inter_feat[torch.as_tensor(rows, dtype=torch.int64)]
+    cases = take(dataset.inter_feat, rows)
     one_pass = isinstance(dataset, SequenceDataset)
     if one_pass and len(cases):
         cases = dataset._sequence_windows(cases)

@@ -1,0 +1,151 @@
+"""The lean sequential data path: RecBole's prefix samples as rows of the flat interactions
+(recbole_ext/data/lean.py) give RecBole's own augmented batches, hold a few bytes per event, and
+train RecBole's own models to the same results."""
+
+import numpy as np
+import pytest
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.data.dataset import SequentialDataset
+
+import recbole_ext
+from recbole_ext.data.lean import LeanSamples
+from recbole_ext.data.sequence import SequenceDataset
+from tests.conftest import quick_test
+from tests.session_data import session_dataset
+
+INTER_AND_ITEM = {"inter": ["user_id", "item_id", "rating", "timestamp"], "item": ["item_id", "class"]}
+
+
+def _config(tiny_config, model, **settings):
+    return Config(model=model, dataset="ml-tiny", config_dict={
+        **tiny_config, "load_col": INTER_AND_ITEM, "train_batch_size": 64, **settings})
+
+
+def _recbole_splits(config):
+    """RecBole's own augmentation and leave-one-out split of ``config``'s data (a copy of it
+    without the lean key)."""
+    stock = Config(model=config["model"], dataset=config["dataset"],
+                   config_dict={**config.variable_config_dict, "lean_sequences": False})
+    return data_preparation(stock, _Stock(stock))
+
+
+class _Stock(SequentialDataset):
+    """RecBole's SequentialDataset with RecBole's own augmentation (the hook's original)."""
+
+    def data_augmentation(self):
+        SequentialDataset.data_augmentation.__wrapped__(self)
+
+
+def _assert_equal_batches(ours, recbole):
+    assert sorted(ours.columns) == sorted(recbole.columns)
+    for field in recbole.columns:
+        assert ours[field].dtype == recbole[field].dtype, field
+        assert torch.equal(ours[field], recbole[field]), field
+
+
+@pytest.mark.parametrize("max_len", [50, 3])
+@pytest.mark.parametrize("model,settings", [
+    ("RNNCCE", {"train_mode": "prefix"}),  # a plugin RNN: always lean
+    ("GRU4RecF", {"lean_sequences": True}),  # RecBole's own, item features joined per batch
+    ("SASRec", {"lean_sequences": True, "n_layers": 1, "n_heads": 1, "hidden_size": 8, "inner_size": 8}),
+])
+def test_lean_batches_are_recbole_s_augmented_batches(tiny_config, model, settings, max_len):
+    config = _config(tiny_config, model, MAX_ITEM_LIST_LENGTH=max_len, **settings)
+    ours = data_preparation(config, create_dataset(config))
+    recbole = _recbole_splits(config)
+    assert isinstance(ours[0]._dataset.inter_feat, LeanSamples)
+    assert not isinstance(recbole[0]._dataset.inter_feat, LeanSamples)
+    for our_split, recbole_split in zip(ours, recbole):  # train, valid, test: the same samples, in order
+        everything = np.arange(len(recbole_split._dataset))
+        assert len(our_split._dataset) == len(everything) > 0
+        _assert_equal_batches(our_split._dataset[everything], recbole_split._dataset[everything])
+    # the training loader draws the same batches from the same seed
+    batches = list(zip(ours[0], recbole[0]))
+    assert len(batches) == len(recbole[0]) > 1
+    for our_batch, recbole_batch in batches:
+        _assert_equal_batches(our_batch, recbole_batch)
+    first = batches[0][0]
+    assert "rating_list" in first.columns and "class" in first.columns  # an item feature, joined per batch
+    assert int(first["item_length"].max()) == min(max_len, 50)
+
+
+def test_a_split_holds_its_rows_and_the_flat_columns_a_few_bytes_per_event(tiny_config):
+    config = _config(tiny_config, "GRU4Rec", lean_sequences=True, load_col={"inter": ["user_id", "item_id", "timestamp"]})
+    train, valid, test = (split._dataset.inter_feat for split in data_preparation(config, create_dataset(config)))
+    flat = train.flat
+    assert valid.flat is flat and test.flat is flat
+    events = len(flat)
+    # uid and item as int32, time as float32, one int64 start per sequence, one int64 row per sample
+    per_event = (flat.nbytes() + sum(split.nbytes() for split in (train, valid, test))) / events
+    assert per_event <= 4 + 4 + 4 + 8 + 8 * config["eval_batch_size"] / events + 8 * len(flat.sequence_start) / events
+    assert per_event < 32  # RecBole's own: ~800 bytes per event at MAX_ITEM_LIST_LENGTH 50
+    recbole_train = _recbole_splits(config)[0]._dataset.inter_feat
+    recbole_bytes = sum(t.numel() * t.element_size() for t in recbole_train.interaction.values())
+    assert recbole_bytes / events > 10 * per_event
+
+
+def test_the_whole_split_column_of_a_list_field_is_gathered_on_request(tiny_config):
+    config = _config(tiny_config, "GRU4Rec", lean_sequences=True, MAX_ITEM_LIST_LENGTH=4)
+    ours = data_preparation(config, create_dataset(config))[1]._dataset.inter_feat
+    recbole = _recbole_splits(config)[1]._dataset.inter_feat
+    for field in ("item_id_list", "item_length", "item_id", "timestamp_list"):
+        assert torch.equal(ours[field], recbole[field]), field
+
+
+def test_recbole_gru4rec_with_the_lean_key_trains_to_the_same_results(tiny_config):
+    settings = {**tiny_config, "model": "GRU4Rec", "embedding_size": 8, "hidden_size": 8,
+                "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "epochs": 2}
+    lean = quick_test(settings, lean_sequences=True)
+    stock = quick_test(settings, lean_sequences=False)
+    assert lean["test_result"] == stock["test_result"]
+    assert lean["best_valid_result"] == stock["best_valid_result"]
+
+
+def test_plugin_rnns_are_lean_whatever_the_key(tiny_config):
+    config = _config(tiny_config, "RNNCCE", lean_sequences=False, train_mode="prefix")
+    dataset = create_dataset(config)
+    assert isinstance(dataset, SequenceDataset)
+    assert isinstance(data_preparation(config, dataset)[0]._dataset.inter_feat, LeanSamples)
+
+
+@pytest.mark.parametrize("split,message", [
+    ({"RS": [0.8, 0.1, 0.1]}, r"^eval_args.split: \{'RS': \[0.8, 0.1, 0.1\]\} is not allowed with the lean sequential data path"),
+    ({"LS": "every"}, r"^eval_args.split: LS 'every' is not allowed; use valid_and_test, valid_only or test_only$"),
+])
+def test_splits_the_lean_path_does_not_make_are_one_clear_error(tiny_config, split, message):
+    config = _config(tiny_config, "GRU4Rec", lean_sequences=True, eval_args={"split": split, "order": "TO", "mode": "full"})
+    with pytest.raises(recbole_ext.ConfigError, match=message):
+        data_preparation(config, create_dataset(config))
+
+
+@pytest.mark.parametrize("mode", ["valid_only", "test_only"])
+def test_one_held_out_split_is_recbole_s(tiny_config, mode):
+    config = _config(tiny_config, "GRU4Rec", lean_sequences=True, eval_args={"split": {"LS": mode}, "order": "TO", "mode": "full"})
+    ours = [split._dataset if split is not None else None for split in data_preparation(config, create_dataset(config))]
+    recbole = [split._dataset if split is not None else None for split in _recbole_splits(config)]
+    for our_split, recbole_split in zip(ours, recbole):
+        assert len(our_split) == len(recbole_split)
+        if len(recbole_split):
+            everything = np.arange(len(recbole_split))
+            _assert_equal_batches(our_split[everything], recbole_split[everything])
+
+
+def test_lean_key_must_be_a_boolean(tiny_config):
+    with pytest.raises(recbole_ext.ConfigError, match=r"^lean_sequences: 'yes' is not allowed; use true or false$"):
+        _config(tiny_config, "GRU4Rec", lean_sequences="yes")
+
+
+@pytest.mark.parametrize("protocol", ["user_split", "session_split"])
+def test_recbole_models_under_the_held_out_protocols_give_the_same_results_lean(tmp_path, tiny_config, protocol):
+    if protocol == "session_split":
+        data = session_dataset(tmp_path / "gen", n_sessions=300)
+        settings = {**data, "eval_protocol": protocol, "test_days": 5, "valid_days": 5}
+    else:
+        settings = {**tiny_config, "eval_protocol": protocol, "load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
+    settings = {**settings, "model": "GRU4Rec", "embedding_size": 8, "hidden_size": 8, "epochs": 1, "seed": 3,
+                "state": "ERROR", "show_progress": False, "metrics": ["Recall", "MRR"], "topk": [5], "valid_metric": "MRR@5"}
+    lean = quick_test(settings, lean_sequences=True)
+    stock = quick_test(settings, lean_sequences=False)
+    assert lean["test_result"] == stock["test_result"] and lean["test_result"]["recall@5"] > 0
