@@ -149,3 +149,21 @@ def test_recbole_models_under_the_held_out_protocols_give_the_same_results_lean(
     lean = quick_test(settings, lean_sequences=True)
     stock = quick_test(settings, lean_sequences=False)
     assert lean["test_result"] == stock["test_result"] and lean["test_result"]["recall@5"] > 0
+
+
+def test_lean_loading_reads_filters_and_remaps_as_recbole_does(tiny_config):
+    """Categorical tokens, the vectorised k-core filter and the remap on codes give RecBole's ids."""
+    settings = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+                "user_inter_num_interval": "[20,inf)", "item_inter_num_interval": "(3,40]"}
+    lean_config = _config(tiny_config, "GRU4Rec", lean_sequences=True, **settings)
+    ours = create_dataset(lean_config)
+    stock = _Stock(Config(model="GRU4Rec", dataset="ml-tiny", config_dict={**lean_config.variable_config_dict,
+                                                                        "lean_sequences": False}))
+    assert 0 < len(ours.inter_feat) == len(stock.inter_feat) < 6000  # the filters dropped rows
+    for field in ("user_id", "item_id"):
+        assert list(ours.field2id_token[field]) == list(stock.field2id_token[field])
+        assert ours.inter_feat[field].tolist() == stock.inter_feat[field].tolist()
+        token = stock.field2id_token[field][3]
+        assert ours.token2id(field, token) == stock.token2id(field, token) == 3
+        assert len(ours.field2token_id[field]) == len(stock.field2token_id[field])
+    assert ours.inter_feat["timestamp"].tolist() == stock.inter_feat["timestamp"].tolist()

@@ -267,7 +267,7 @@ def test_sequence_batches_are_slices_of_a_shuffled_order_serving_each_window_onc
                     config_dict={**session_config, "train_mode": "sequence", "train_batch_size": 40})
     train = data_preparation(config, create_dataset(config))[0]
     windows = train._dataset.inter_feat
-    assert train._train_tensors is not None
+    assert train._sliced_source is not None
     epochs = [list(train) for _ in range(2)]
     for batches in epochs:
         assert len(batches) == len(train) == math.ceil(len(windows) / train.step)
@@ -295,16 +295,16 @@ def test_batches_copied_per_batch_are_the_batches_sliced_on_the_device(session_c
                     config_dict={**session_config, "train_mode": "sequence", "train_batch_size": 40})
     train = data_preparation(config, create_dataset(config))[0]
     state = train.generator.get_state()
-    resident = list(sliced_batches(train._train_tensors, train.step, True, train.generator))
+    resident = list(sliced_batches(train._sliced_source, train.step, True, train.generator))
     train.generator.set_state(state)
-    copied = list(sliced_batches(train._train_tensors, train.step, True, train.generator, batch_device=torch.device("cpu")))
+    copied = list(sliced_batches(train._sliced_source, train.step, True, train.generator, batch_device=torch.device("cpu")))
     assert len(copied) == len(resident) > 1
     assert all(torch.equal(a[TARGETS], b[TARGETS]) for a, b in zip(copied, resident))
 
 
-def test_prefix_batches_stay_recbole_s_own(session_config):
+def test_prefix_batches_are_gathered_from_the_lean_samples(session_config):
     config = Config(model="RNNCCE", dataset=session_config["dataset"],
                     config_dict={**session_config, "train_mode": "prefix"})
     train = data_preparation(config, create_dataset(config))[0]
-    assert train._train_tensors is None
+    assert train._sliced_source is train._dataset  # batches gathered per slice (equal to RecBole's: test_lean.py)
     assert sum(len(batch) for batch in train) == len(train._dataset)

@@ -31,6 +31,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_ext import keys, settings
+from recbole_ext.data.lean import LeanSamples
 from recbole_ext.errors import ConfigError
 
 # train_mode: session — fields of the training split besides the item (and time) list fields
@@ -232,9 +233,11 @@ def train_batch_step(loader):
     return dataset.train_batch_samples(loader.config["train_batch_size"])
 
 
-def sliceable_train_tensors(loader, config, dataset):
+def sliced_batch_source(loader, config, dataset):
     """``(tensors, batch device)`` to serve a ``sequence`` or ``session`` split's batches from as slices,
-    or ``(None, None)`` for any other training data (RecBole's own loader then serves it).
+    ``(dataset, None)`` for a split of lean samples (its batches gathered per slice of the shuffled
+    order: no list of every index per epoch), or ``(None, None)`` for any other training data
+    (RecBole's own loader then serves it).
 
     RecBole's ``TrainDataLoader`` hands each batch's sample indices to torch's ``DataLoader``, which
     fetches them one by one in Python, and RecBole's ``Interaction`` turns them into a list to index
@@ -245,12 +248,12 @@ def sliceable_train_tensors(loader, config, dataset):
     ``session`` blocks, a plain slice in order. RecBole's trainer still runs the epoch, moving each
     batch to the device (already there)."""
     inter = getattr(dataset, "inter_feat", None)
-    sliceable = (
-        isinstance(dataset, SequenceDataset) and isinstance(inter, Interaction) and dataset.target_field in inter
-        and loader.neg_sample_args["distribution"] == "none" and config["transform"] is None
-        and config["single_spec"]
-    )
-    if not sliceable:
+    plain = loader.neg_sample_args["distribution"] == "none" and config["transform"] is None and config["single_spec"]
+    if not plain:
+        return None, None
+    if isinstance(inter, LeanSamples):
+        return dataset, None  # its batches are gathered (and joined with item features) as they are taken
+    if not (isinstance(dataset, SequenceDataset) and isinstance(inter, Interaction) and dataset.target_field in inter):
         return None, None
     device = torch.device(config["device"])
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
@@ -276,9 +279,19 @@ def _bytes_of(data):
 
 
 def sliced_batches(data, step, shuffle, generator, batch_device=None):
-    """The batches of ``data``: index slices, moved to ``batch_device`` when the data is not there."""
-    fields = data.interaction
-    device = next(iter(fields.values())).device
+    """The batches of ``data`` (an Interaction of tensors, or a dataset of lean samples): index
+    slices, moved to ``batch_device`` when the data is not there."""
+    if isinstance(data, Interaction):
+        fields = data.interaction
+        device = next(iter(fields.values())).device
+
+        def take(index):
+            return {name: values[index] for name, values in fields.items()}
+    else:
+        device = torch.device("cpu")
+
+        def take(index):
+            return data[index].interaction
     order = None
     if shuffle:
         # torch's DataLoader draws a base seed from the generator before RandomSampler's permutation:
@@ -287,7 +300,7 @@ def sliced_batches(data, step, shuffle, generator, batch_device=None):
         order = torch.randperm(len(data), generator=generator).to(device)
     for start in range(0, len(data), step):
         index = slice(start, start + step) if order is None else order[start : start + step]
-        batch = {name: values[index] for name, values in fields.items()}
+        batch = take(index)
         if batch_device is not None:
             # a plain slice of pinned memory is pinned, so its copy overlaps the device's work (a
             # shuffled window batch is gathered into ordinary memory and copied synchronously)

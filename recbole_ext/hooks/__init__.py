@@ -48,6 +48,7 @@ MANIFEST = {
     "model": (),
     "dataset": (
         "recbole.data.dataset.dataset.Dataset._load_feat",
+        "recbole.data.dataset.dataset.Dataset._filter_by_inter_num",
         "recbole.data.dataset.dataset.Dataset._load_inter_feat",
         "recbole.data.dataset.sequential_dataset.SequentialDataset.data_augmentation",
         "recbole.data.dataset.dataset.Dataset._remap",
@@ -59,6 +60,9 @@ MANIFEST = {
         "recbole.data.dataset.sequential_dataset.SequentialDataset.build",
     ),
     "dataloader": (
+        "recbole.data.dataloader.abstract_dataloader.AbstractDataLoader.__init__",
+        "recbole.data.utils.create_samplers",
+        "recbole.data.create_samplers",
         "recbole.data.dataloader.general_dataloader.TrainDataLoader._init_batch_size_and_step",
         "recbole.data.dataloader.general_dataloader.TrainDataLoader.__init__",
         "recbole.data.dataloader.general_dataloader.TrainDataLoader.__iter__",

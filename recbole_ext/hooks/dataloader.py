@@ -1,25 +1,81 @@
-"""``recbole.data.dataloader``: ``TrainDataLoader`` for the whole-sequence train modes and
-``FullSortEvalDataLoader`` for the held-out protocols.
+"""``recbole.data.dataloader``: ``TrainDataLoader`` for the whole-sequence train modes and lean
+samples, ``FullSortEvalDataLoader`` for the held-out protocols.
+
+* ``AbstractDataLoader.__init__``: written anew, RecBole's own but for the sample indices torch's
+  ``DataLoader`` gets (a ``range``, not a list of every index: ~36 bytes per sample for the loader's life).
 
 * ``TrainDataLoader._init_batch_size_and_step``: ``train_batch_size`` counts training targets, also
   for a ``sequence`` split whose windows hold many (:func:`recbole_ext.data.sequence.train_batch_step`).
 * ``TrainDataLoader.__init__`` / ``__iter__``: a ``sequence`` or ``session`` split is served as slices
-  of tensors put on the device once (:func:`recbole_ext.data.sequence.sliceable_train_tensors`); a
+  of tensors put on the device once (:func:`recbole_ext.data.sequence.sliced_batch_source`), a
+  lean prefix split as batches gathered from a permutation tensor (no per-epoch list of indices); a
   ``session`` split's blocks carry the hidden state of the block before, so they go in order
   whatever ``shuffle`` says.
+* ``recbole.data.utils.create_samplers`` (the loaders' samplers): for lean samples, no sampler for a
+  full-ranking evaluation, which samples nothing (RecBole builds one that holds a set per user).
 * ``FullSortEvalDataLoader.collate_fn`` / ``_init_batch_size_and_step``: a held-out split's goal sets,
   ranked-last items and one-pass windows (:mod:`recbole_ext.protocols.evaluation`).
 """
 
+import torch
+from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
 from recbole.data.dataloader.general_dataloader import FullSortEvalDataLoader, TrainDataLoader
+import recbole.data
+import recbole.data.utils as data_utils
+from recbole.data.transform import construct_transform
+from recbole.utils import ModelType
 
 from recbole_ext import settings
-from recbole_ext.data import sequence
-from recbole_ext.hooks.replace import wrap
+from recbole_ext.data import lean, sequence
+from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import evaluation as protocols
 
 
 def install():
+    def __init__(self, config, dataset, sampler, shuffle=False):
+        # RecBole's AbstractDataLoader.__init__, line for line, but for the sample indices handed to
+        # torch's DataLoader: a range, not a list of every index (24M Python ints, ~0.9 GB, held for
+        # the loader's life on a 31.7M-event log)
+        self.shuffle = shuffle
+        self.config = config
+        self._dataset = dataset
+        self._sampler = sampler
+        self._batch_size = self.step = self.model = None
+        self._init_batch_size_and_step()
+        index_sampler = None
+        self.generator = torch.Generator()
+        self.generator.manual_seed(config["seed"])
+        self.transform = construct_transform(config)
+        self.is_sequential = config["MODEL_TYPE"] == ModelType.SEQUENTIAL
+        if not config["single_spec"]:
+            index_sampler = torch.utils.data.distributed.DistributedSampler(
+                range(self.sample_size), shuffle=shuffle, drop_last=False
+            )
+            self.step = max(1, self.step // config["world_size"])
+            shuffle = False
+        torch.utils.data.DataLoader.__init__(
+            self, dataset=range(self.sample_size), batch_size=self.step, collate_fn=self.collate_fn,
+            num_workers=config["worker"], shuffle=shuffle, sampler=index_sampler, generator=self.generator,
+        )
+
+    replace(AbstractDataLoader, "__init__", __init__, __name__)
+
+    @wrap(data_utils, "create_samplers", also_in=(recbole.data,))
+    def create_samplers(recbole_create_samplers, config, dataset, built_datasets):
+        if not lean.is_lean(dataset):
+            return recbole_create_samplers(config, dataset, built_datasets)
+        # full ranking samples nothing, but RecBole still builds a sampler for it: a set per user
+        # (~200 bytes each; two of them for a 7.9M-session log: ~3 GB)
+        unused = {phase: config[f"{phase}_neg_sample_args"]["sample_num"] == "none" for phase in ("valid", "test")}
+        saved = {phase: config[f"{phase}_neg_sample_args"] for phase in unused if unused[phase]}
+        for phase in saved:
+            config[f"{phase}_neg_sample_args"] = {**saved[phase], "distribution": "none"}
+        try:
+            return recbole_create_samplers(config, dataset, built_datasets)
+        finally:
+            for phase, value in saved.items():
+                config[f"{phase}_neg_sample_args"] = value
+
     @wrap(TrainDataLoader, "_init_batch_size_and_step")
     def _init_batch_size_and_step(recbole_init_batch, self):
         recbole_init_batch(self)
@@ -32,13 +88,13 @@ def install():
     def __init__(recbole_init, self, config, dataset, sampler, shuffle=False):
         in_order = settings.of(config).train_mode == "session" and isinstance(dataset, sequence.SequenceDataset)
         recbole_init(self, config, dataset, sampler, shuffle=shuffle and not in_order)
-        self._train_tensors, self._batch_device = sequence.sliceable_train_tensors(self, config, dataset)
+        self._sliced_source, self._batch_device = sequence.sliced_batch_source(self, config, dataset)
 
     @wrap(TrainDataLoader, "__iter__")
     def __iter__(recbole_iter, self):
-        if getattr(self, "_train_tensors", None) is None:
+        if getattr(self, "_sliced_source", None) is None:
             return recbole_iter(self)
-        return sequence.sliced_batches(self._train_tensors, self.step, self.shuffle, self.generator, self._batch_device)
+        return sequence.sliced_batches(self._sliced_source, self.step, self.shuffle, self.generator, self._batch_device)
 
     @wrap(FullSortEvalDataLoader, "_init_batch_size_and_step")
     def _eval_init_batch_size_and_step(recbole_init_batch, self):

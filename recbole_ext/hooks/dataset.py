@@ -14,6 +14,8 @@ download, the evaluation protocols' splits.
   assignment and a missing token_seq/float_seq cell is read as empty (``pd``, the module's pandas:
   a stand-in whose ``read_csv`` does that); ``Series.values`` is read-only, so the tensors of
   ``_dataframe_to_interaction`` get their own memory.
+* ``Dataset._load_feat`` / ``_filter_by_inter_num`` / ``_remap``: a lean dataset's interaction file
+  read with categorical tokens, counted and remapped on their codes (:mod:`recbole_ext.data.loading`).
 * ``Dataset._download``: RecBole's own download; offline or for a name RecBole cannot download, one
   :class:`DatasetNotFoundError` naming ``data_path`` and the files expected; no crash at the
   ``torch.distributed.barrier()`` it ends with in a single process.
@@ -29,10 +31,10 @@ import pandas
 import torch
 import recbole.data.dataset.dataset as dataset_module
 from recbole.data.dataset import Dataset, SequentialDataset
-from recbole.utils import FeatureType
+from recbole.utils import FeatureSource, FeatureType
 
 from recbole_ext import settings
-from recbole_ext.data import checks, lean
+from recbole_ext.data import checks, lean, loading
 from recbole_ext.errors import DatasetNotFoundError
 from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import evaluation as protocols
@@ -55,11 +57,18 @@ def install():
 def _reading():
     @wrap(Dataset, "_load_feat")
     def _load_feat(recbole_load_feat, self, filepath, source):
+        categorical = source == FeatureSource.INTERACTION and isinstance(self, SequentialDataset) and lean.is_lean(self)
+
         def load():
-            with _chained_fills_unannounced():
+            with _chained_fills_unannounced(), loading.categorical_reading() if categorical else contextlib.nullcontext():
                 return recbole_load_feat(self, filepath, source)
 
         return checks.checked_load_feat(self, filepath, source, load)
+
+    @wrap(Dataset, "_filter_by_inter_num")
+    def _filter_by_inter_num(recbole_filter_by_inter_num, self):
+        if not loading.filter_by_inter_num(self):
+            recbole_filter_by_inter_num(self)
 
     @wrap(Dataset, "_load_inter_feat")
     def _load_inter_feat(recbole_load_inter_feat, self, token, dataset_path):
@@ -94,6 +103,11 @@ def _splits():
 def _pandas3():
     @wrap(Dataset, "_remap")
     def _remap(recbole_remap, self, remap_list):
+        if loading.remap_categorical(self, remap_list):
+            return
+        for feat, field, _ in remap_list:  # a categorical column beside others: RecBole's strings
+            if loading.is_categorical(feat[field]):
+                feat[field] = feat[field].astype(object)
         # RecBole's own remap, each token_seq column handed over as one flat token column
         handed_over, flattened = [], []
         for feat, field, ftype in remap_list:
@@ -142,7 +156,7 @@ class _PandasReadingEmptySequences:
 
     @staticmethod
     def read_csv(*args, **kwargs):
-        frame = pandas.read_csv(*args, **kwargs)
+        frame = loading.read_csv(*args, **kwargs)
         for column in frame.columns:  # still named "field:type" here
             if str(column).rpartition(":")[2].endswith("seq"):
                 frame[column] = frame[column].fillna("")
