@@ -18,7 +18,6 @@ same samples (:mod:`recbole_ext.protocols.split`).
 import numpy as np
 import torch
 from recbole.data.interaction import Interaction
-from recbole.utils import FeatureSource, FeatureType
 
 from recbole_ext import settings
 from recbole_ext.errors import ConfigError
