@@ -43,11 +43,13 @@ def number(config, key, minimum=None, maximum=None, max_inclusive=True, min_incl
     too_low = minimum is not None and (value < minimum if min_inclusive else value <= minimum)
     too_high = maximum is not None and (value > maximum if max_inclusive else value >= maximum)
     if too_low or too_high:
-        lower = "[" if min_inclusive else "("
-        upper = "]" if max_inclusive else ")"
-        raise ConfigError(
-            f"{key}: {value!r} is not allowed; use a number in {lower}{minimum}, {maximum}{upper}"
-        )
+        if maximum is None:
+            allowed = f"a number {'>=' if min_inclusive else '>'} {minimum}"
+        else:
+            lower = "[" if min_inclusive else "("
+            upper = "]" if max_inclusive else ")"
+            allowed = f"a number in {lower}{minimum}, {maximum}{upper}"
+        raise ConfigError(f"{key}: {value!r} is not allowed; use {allowed}")
     return float(value)
 
 
@@ -100,6 +102,7 @@ _INTEGER_KEYS = {
     "worker": 0,
 }
 _NON_NEGATIVE_KEYS = ("weight_decay",)
+_POSITIVE_KEYS = ("eval_memory_mb",)
 # Keys RecBole's code reads without any YAML defining them (its run() and Config fill some in).
 RECBOLE_CODE_KEYS = frozenset({
     "model", "dataset", "config_files", "nproc", "world_size", "ip", "port", "offset", "group_offset",
@@ -120,6 +123,9 @@ def check_ranges(config):
     for key in _NON_NEGATIVE_KEYS:
         if final.get(key) is not None:
             number(final, key, 0)
+    for key in _POSITIVE_KEYS:
+        if final.get(key) is not None:
+            number(final, key, 0, min_inclusive=False)
     topk = final.get("topk")
     if topk is not None:
         values = topk if isinstance(topk, list) else [topk]

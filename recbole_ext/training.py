@@ -75,7 +75,5 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, on_e
 
 
 def _training_targets(dataset):
-    target_field = getattr(dataset, "target_field", None)
-    if target_field is not None and target_field in dataset.inter_feat:
-        return int((dataset.inter_feat[target_field] > 0).sum())
-    return len(dataset.inter_feat)
+    count = getattr(dataset, "n_training_targets", None)
+    return count() if count is not None else len(dataset.inter_feat)

@@ -125,9 +125,9 @@ def test_loguniform_bounds_beyond_a_float_are_refused_before_ray(tmp_path):
     ("epochs", 0, "epochs: 0 is not allowed; use an integer >= 1"),
     ("train_batch_size", 0, "train_batch_size: 0 is not allowed; use an integer >= 1"),
     ("eval_batch_size", 2.5, "eval_batch_size: 2.5 is not allowed; use an integer >= 1"),
-    ("learning_rate", -0.1, r"learning_rate: -0.1 is not allowed; use a number in \(0, None\]"),
-    ("learning_rate", 0, r"learning_rate: 0 is not allowed; use a number in \(0, None\]"),
-    ("weight_decay", -1.0, r"weight_decay: -1.0 is not allowed; use a number in \[0, None\]"),
+    ("learning_rate", -0.1, r"learning_rate: -0.1 is not allowed; use a number > 0$"),
+    ("learning_rate", 0, r"learning_rate: 0 is not allowed; use a number > 0$"),
+    ("weight_decay", -1.0, r"weight_decay: -1.0 is not allowed; use a number >= 0$"),
     ("topk", [0], r"topk: \[0\] is not allowed; use an integer >= 1 or a list of them"),
     ("stopping_step", 0, "stopping_step: 0 is not allowed; use an integer >= 1"),
 ])

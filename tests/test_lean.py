@@ -10,7 +10,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.data.dataset import SequentialDataset
 
 import recbole_ext
-from recbole_ext.data.lean import LeanSamples
+from recbole_ext.data.lean import LeanSamples, held_bytes
 from recbole_ext.data.sequence import SequenceDataset
 from tests.conftest import quick_test
 from tests.session_data import session_dataset
@@ -71,19 +71,28 @@ def test_lean_batches_are_recbole_s_augmented_batches(tiny_config, model, settin
     assert int(first["item_length"].max()) == min(max_len, 50)
 
 
-def test_a_split_holds_its_rows_and_the_flat_columns_a_few_bytes_per_event(tiny_config):
-    config = _config(tiny_config, "GRU4Rec", lean_sequences=True, load_col={"inter": ["user_id", "item_id", "timestamp"]})
-    train, valid, test = (split._dataset.inter_feat for split in data_preparation(config, create_dataset(config)))
-    flat = train.flat
-    assert valid.flat is flat and test.flat is flat
-    events = len(flat)
-    # uid and item as int32, time as float32, one int64 start per sequence, one int64 row per sample
-    per_event = (flat.nbytes() + sum(split.nbytes() for split in (train, valid, test))) / events
-    assert per_event <= 4 + 4 + 4 + 8 + 8 * config["eval_batch_size"] / events + 8 * len(flat.sequence_start) / events
-    assert per_event < 32  # RecBole's own: ~800 bytes per event at MAX_ITEM_LIST_LENGTH 50
-    recbole_train = _recbole_splits(config)[0]._dataset.inter_feat
-    recbole_bytes = sum(t.numel() * t.element_size() for t in recbole_train.interaction.values())
-    assert recbole_bytes / events > 10 * per_event
+@pytest.mark.parametrize("model,settings", [
+    ("GRU4Rec", {"lean_sequences": True}),
+    ("RNNCCE", {"train_mode": "prefix"}),
+    ("RNNCCE", {"train_mode": "sequence"}),
+    ("DwellGRU4Rec", {"train_mode": "session", "train_batch_size": 16}),
+])
+def test_the_sequential_dataset_holds_a_few_bytes_per_event_in_every_mode(tmp_path, model, settings):
+    """Counted from the tensors the splits hold: a return to per-sample lists (RecBole's ~700 bytes
+    per event at MAX_ITEM_LIST_LENGTH 50) fails this."""
+    data = session_dataset(tmp_path / "gen", n_sessions=400)
+    config = Config(model=model, dataset=data["dataset"], config_dict={
+        **data, "state": "ERROR", "MAX_ITEM_LIST_LENGTH": 50, **settings})
+    splits = [split._dataset.inter_feat for split in data_preparation(config, create_dataset(config))]
+    events = len(splits[1].flat)
+    per_event = held_bytes(splits) / events
+    # flat columns (session and item int32, time float32: 12) + a sample row (8) + a sequence start
+    # (8 per session); session steps add 21 (items, targets: int64; time: float32; reset: bool)
+    assert per_event <= 12 + 8 + 8 + 21 + 2
+    stock = _recbole_splits(Config(model="GRU4Rec", dataset=data["dataset"],
+                                   config_dict={**data, "state": "ERROR", "MAX_ITEM_LIST_LENGTH": 50}))
+    stock_bytes = held_bytes([split._dataset.inter_feat for split in stock])
+    assert stock_bytes / events > 10 * per_event
 
 
 def test_the_whole_split_column_of_a_list_field_is_gathered_on_request(tiny_config):
@@ -167,3 +176,16 @@ def test_lean_loading_reads_filters_and_remaps_as_recbole_does(tiny_config):
         assert ours.token2id(field, token) == stock.token2id(field, token) == 3
         assert len(ours.field2token_id[field]) == len(stock.field2token_id[field])
     assert ours.inter_feat["timestamp"].tolist() == stock.inter_feat["timestamp"].tolist()
+
+
+def test_evaluation_batches_are_sized_by_the_memory_budget_with_the_same_results(tiny_config):
+    settings = {**tiny_config, "model": "GRU4Rec", "embedding_size": 8, "hidden_size": 8, "lean_sequences": True,
+                "load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
+    config = _config(tiny_config, "GRU4Rec", lean_sequences=True, eval_memory_mb=0.01)
+    valid = data_preparation(config, create_dataset(config))[1]
+    cases = int(0.01 * 2**20) // (4 * valid._dataset.item_num)
+    assert 1 <= cases < config["eval_batch_size"] and len(next(iter(valid))[0]) == cases
+    budgeted = quick_test(settings, eval_memory_mb=0.01)
+    assert budgeted["test_result"] == quick_test(settings)["test_result"]
+    with pytest.raises(recbole_ext.ConfigError, match=r"^eval_memory_mb: 0 is not allowed; use a number > 0$"):
+        _config(tiny_config, "GRU4Rec", eval_memory_mb=0)

@@ -138,16 +138,10 @@ class LeanSamples(Interaction):
         start = flat.sequence_start[flat.fields[flat.uid_field][rows].long()]
         first = torch.maximum(start, rows - self.max_len)
         lengths = rows - first
-        offsets = torch.arange(self.max_len)
-        padding = offsets[None, :] >= lengths[:, None]
-        positions = (first[:, None] + offsets).masked_fill(padding, 0)
         data = {self.length_field: lengths}
         for field in flat.fields:
             data[field] = flat.column(field, rows)
-            if field == flat.uid_field:
-                continue
-            lists = flat.column(field, positions)
-            data[field + self.list_suffix] = lists.masked_fill(_expand(padding, lists), 0)
+        data.update(gather_lists(flat, first, lengths, self.max_len, self.list_suffix))
         return data
 
     def _whole_column(self, field):
@@ -161,6 +155,85 @@ class LeanSamples(Interaction):
             # the whole split's lists, materialised on request (RecBole's own code never asks)
             return self._gather(self.rows)[field]
         raise KeyError(field)
+
+
+class LeanWindows(Interaction):
+    """Whole-sequence windows (``train_mode: sequence``, held-out sessions scored in one pass) as the
+    flat row of each window's first target and its length: a window's inputs are the events before
+    its targets, ``<field>_list`` for each field, its targets ``target_field``, padded to
+    ``max_len`` when its batch is taken. ``windows[field]`` gives a whole column, ``windows[index]`` a batch."""
+
+    def __init__(self, flat, first, lengths, max_len, length_field, list_suffix, item_field, target_field):
+        self.flat = flat
+        self.first = first
+        self.lengths = lengths
+        self.max_len = max_len
+        self.length_field = length_field
+        self.list_suffix = list_suffix
+        self.item_field = item_field
+        self.target_field = target_field
+        self.length = len(first)
+
+    def __len__(self):
+        return len(self.first)
+
+    @property
+    def columns(self):
+        lists = [field + self.list_suffix for field in self.flat.fields if field != self.flat.uid_field]
+        return [self.flat.uid_field, self.length_field, *lists, self.target_field]
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def __contains__(self, field):
+        return field in self.columns
+
+    def __getitem__(self, index):
+        if isinstance(index, str):
+            if index == self.length_field:
+                return self.lengths
+            return self._gather(self.first, self.lengths)[index]
+        if not isinstance(index, slice):
+            index = torch.as_tensor(np.asarray(index), dtype=torch.int64).reshape(-1)
+        return Interaction(self._gather(self.first[index], self.lengths[index]))
+
+    def __str__(self):
+        return f"LeanWindows: {len(self)} windows of {self.n_targets()} targets, fields {self.columns}"
+
+    __repr__ = __str__
+
+    def n_targets(self):
+        return int(self.lengths.sum())
+
+    def targets(self):
+        """Every target's item id, window by window."""
+        within = torch.arange(self.n_targets()) - torch.repeat_interleave(torch.cumsum(self.lengths, 0) - self.lengths, self.lengths)
+        return self.flat.column(self.item_field, torch.repeat_interleave(self.first, self.lengths) + within)
+
+    def nbytes(self):
+        return sum(t.numel() * t.element_size() for t in (self.first, self.lengths))
+
+    def _gather(self, first, lengths):
+        flat = self.flat
+        data = {flat.uid_field: flat.column(flat.uid_field, first), self.length_field: lengths}
+        inputs = gather_lists(flat, first - 1, lengths, self.max_len, self.list_suffix)
+        data.update(inputs)
+        targets = gather_lists(flat, first, lengths, self.max_len, self.list_suffix, fields=[self.item_field])
+        data[self.target_field] = targets[self.item_field + self.list_suffix]
+        return data
+
+
+def gather_lists(flat, first, lengths, max_len, list_suffix, fields=None):
+    """``{field + list_suffix: [B, max_len]}``: each row the ``lengths`` events from flat row ``first``
+    on, zero-padded on the right, for ``fields`` (default: every field but the sequence's id)."""
+    offsets = torch.arange(max_len)
+    padding = offsets[None, :] >= lengths[:, None]
+    positions = (first[:, None] + offsets).masked_fill(padding, 0)
+    lists = {}
+    for field in fields if fields is not None else [f for f in flat.fields if f != flat.uid_field]:
+        values = flat.column(field, positions)
+        lists[field + list_suffix] = values.masked_fill(_expand(padding, values), 0)
+    return lists
 
 
 def is_lean(dataset):
@@ -267,3 +340,19 @@ def _expand(mask, like):
     while mask.dim() < like.dim():
         mask = mask.unsqueeze(-1)
     return mask.expand_as(like)
+
+
+def held_bytes(splits):
+    """Bytes the tensors of ``splits`` (the ``inter_feat`` of each) hold, the flat columns they share
+    counted once: what a dataset keeps per event, whatever its layout."""
+    seen, total = set(), 0
+    for inter in splits:
+        flat = getattr(inter, "flat", None)
+        if flat is not None:
+            if id(flat) not in seen:
+                seen.add(id(flat))
+                total += flat.nbytes()
+            total += inter.nbytes()
+        else:
+            total += sum(t.numel() * t.element_size() for t in inter.interaction.values())
+    return total

@@ -31,7 +31,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_ext import keys, settings
-from recbole_ext.data.lean import LeanSamples
+from recbole_ext.data.lean import LeanSamples, LeanWindows
 from recbole_ext.errors import ConfigError
 
 # train_mode: session — fields of the training split besides the item (and time) list fields
@@ -75,12 +75,7 @@ class SequenceDataset(SequentialDataset):
 
     def target_item_counts(self):
         """How often each item id is a training target: the support of GRU4Rec's samplers."""
-        if self.target_field in self.inter_feat:
-            targets = self.inter_feat[self.target_field]
-            targets = targets[targets > 0]
-        else:
-            targets = self.inter_feat[self.iid_field]
-        return torch.bincount(targets.flatten(), minlength=self.item_num)
+        return torch.bincount(self._targets().flatten(), minlength=self.item_num)
 
     def train_batch_samples(self, batch_size):
         """Windows per training batch so that a batch holds about ``batch_size`` targets, as a
@@ -90,15 +85,13 @@ class SequenceDataset(SequentialDataset):
             return 1  # a block already holds train_batch_size rows
         if self.target_field not in self.inter_feat:
             return batch_size
-        n_targets = int((self.inter_feat[self.target_field] > 0).sum())
-        return max(1, round(batch_size * len(self.inter_feat) / max(n_targets, 1)))
+        return max(1, round(batch_size * len(self.inter_feat) / max(self.n_training_targets(), 1)))
 
     def counter(self, field):
-        """RecBole's per-token counts; for the item field of a window split, counts of its targets
-        (RecBole's popularity metrics read this from the training split)."""
+        """RecBole's per-token counts; for the item field of a window or step split, counts of its
+        targets (RecBole's popularity metrics read this from the training split)."""
         if field == self.iid_field and self.target_field in self.inter_feat:
-            targets = self.inter_feat[self.target_field]
-            return Counter(targets[targets > 0].numpy())
+            return Counter(self._targets().numpy())
         return super().counter(field)
 
     @property
@@ -107,31 +100,40 @@ class SequenceDataset(SequentialDataset):
 
     def _sequence_windows(self, samples):
         """The samples' sequences cut into windows of at most ``MAX_ITEM_LIST_LENGTH`` targets, tiled
-        from the end, each window's inputs the events before its targets (its context restarts)."""
+        from the end, each window's inputs the events before its targets (its context restarts);
+        lean: each window is its first target's row and its length (:class:`~recbole_ext.data.lean.LeanWindows`)."""
         max_len = self.max_item_list_len
-        flat = samples.flat
         first, last = target_runs(samples)
         n_targets = last - first + 1
         per_run = -(-n_targets // max_len)
         run_of_window = np.repeat(np.arange(len(first)), per_run)
-        from_end = np.repeat(per_run, per_run) - (np.arange(per_run.sum()) - np.repeat(np.cumsum(per_run) - per_run, per_run)) - 1
+        # windows of a run, counted from its last (0) back to its first
+        from_end = np.repeat(np.cumsum(per_run), per_run) - np.arange(per_run.sum()) - 1
         window_last = last[run_of_window] - from_end * max_len
         window_first = np.maximum(first[run_of_window], window_last - max_len + 1)
-        lengths = torch.as_tensor(window_last - window_first + 1, dtype=torch.int64)
-        offsets = torch.arange(max_len)
-        padding = offsets[None, :] >= lengths[:, None]
-        inputs = (torch.as_tensor(window_first - 1, dtype=torch.int64)[:, None] + offsets).masked_fill(padding, 0)
-        windows = {
-            self.uid_field: flat.column(self.uid_field, torch.as_tensor(window_last, dtype=torch.int64)),
-            self.item_list_length_field: lengths,
-        }
-        for field, list_field in self.list_fields(samples).items():
-            values = flat.column(field, inputs)
-            windows[list_field] = values.masked_fill(_expand(padding, values), 0)
-        targets = flat.column(self.iid_field, inputs + 1)
-        windows[self.target_field] = targets.masked_fill(padding, 0)
         self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, max_len)
-        return Interaction(windows)
+        return LeanWindows(samples.flat, torch.as_tensor(window_first, dtype=torch.int64),
+                           torch.as_tensor(window_last - window_first + 1, dtype=torch.int64), max_len,
+                           self.item_list_length_field, self.config["LIST_SUFFIX"], self.iid_field, self.target_field)
+
+    def n_training_targets(self):
+        """Training targets of this split: one per sample, or every target of its windows or steps."""
+        inter = self.inter_feat
+        if isinstance(inter, LeanWindows):
+            return inter.n_targets()
+        if self.target_field in inter:
+            return int((inter[self.target_field] > 0).sum())
+        return len(inter)
+
+    def _targets(self):
+        """Every training target's item id (windows, steps or samples)."""
+        inter = self.inter_feat
+        if isinstance(inter, LeanWindows):
+            return inter.targets()
+        if self.target_field in inter:
+            targets = inter[self.target_field]
+            return targets[targets > 0]
+        return inter[self.iid_field]
 
     # ------------------------------------------------------------ train_mode: session
     def _session_steps(self, samples):
@@ -251,7 +253,7 @@ def sliced_batch_source(loader, config, dataset):
     plain = loader.neg_sample_args["distribution"] == "none" and config["transform"] is None and config["single_spec"]
     if not plain:
         return None, None
-    if isinstance(inter, LeanSamples):
+    if isinstance(inter, (LeanSamples, LeanWindows)):
         return dataset, None  # its batches are gathered (and joined with item features) as they are taken
     if not (isinstance(dataset, SequenceDataset) and isinstance(inter, Interaction) and dataset.target_field in inter):
         return None, None

@@ -4,7 +4,9 @@
 * :func:`build_splits`: under ``user_split`` / ``session_split`` the splits of
   :mod:`recbole_ext.protocols.split` replace RecBole's leave-one-out; :func:`refuse_non_sequential`
   refuses the protocols for non-sequential models.
-* :func:`collate_held_out` and :func:`eval_batch_samples`: a split with ``held_out`` cases yields each
+* :func:`eval_batch_samples`: evaluation batches of at most ``eval_batch_size`` cases and
+  ``eval_memory_mb`` of scores.
+* :func:`collate_held_out`: a split with ``held_out`` cases yields each
   row's goal set as its positives (RecBole: the row's one target) and ranks ``exclude_seen`` /
   never-trained items last; a one-pass split yields whole windows and one positive per real position.
 * A window batch reaches RecBole's ``Trainer._full_sort_batch_eval`` as it is: the plugin RNN's
@@ -52,12 +54,19 @@ def build_splits(dataset, settings):
 
 
 def eval_batch_samples(loader):
-    """Windows per evaluation batch for a one-pass split (``eval_batch_size`` counts cases, and a
-    window holds one case per real position); None for any other split."""
-    held_out = getattr(loader._dataset, "held_out", None)
-    if held_out is None or not held_out.one_pass:
+    """Samples per full-sort evaluation batch of a sequential model: ``eval_batch_size`` cases, or
+    fewer where their scores (cases × items × 4 bytes) would pass ``eval_memory_mb``; a one-pass
+    split's windows hold several cases each. None for a general model (RecBole batches its users)."""
+    if not loader.is_sequential:
         return None
-    return loader._dataset.train_batch_samples(loader.config["eval_batch_size"])
+    cases = loader.config["eval_batch_size"]
+    budget = loader.config["eval_memory_mb"]
+    if budget:
+        cases = min(cases, max(1, int(budget * 2**20) // (4 * loader._dataset.item_num)))
+    held_out = getattr(loader._dataset, "held_out", None)
+    if held_out is not None and held_out.one_pass:
+        return loader._dataset.train_batch_samples(cases)
+    return cases
 
 
 def collate_held_out(loader, index, held_out):
