@@ -40,3 +40,14 @@ def _float32_init_weights(model_class):
         return original(self, shape).astype(np.float32)
 
     model_class._init_numpy_weights = init_numpy_weights
+
+
+def load_evaluation(checkout):
+    """The checkout's ``evaluation`` module (its ``batch_eval``), imported by file path after
+    :func:`load_gru4rec`, whose module it imports by name."""
+    load_gru4rec(checkout)
+    path = Path(checkout) / "evaluation.py"
+    spec = importlib.util.spec_from_file_location("evaluation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -31,8 +31,28 @@ from torch.profiler import profile  # noqa: E402
 from recbole_ext.data.atomic import write_sessions  # noqa: E402
 from recbole_ext.data.synth_rsc15 import generate_rsc15  # noqa: E402
 from recbole_ext.model.dwellgru4rec import DwellGRU4Rec  # noqa: E402
-from benchmarks.scaling import LOSSES, FirstTargets  # noqa: E402
 from benchmarks.session_speed import NAME, recbole_config  # noqa: E402
+
+
+LOSSES = ("CE", "XE-sampled", "BPR-max")
+
+
+class FirstTargets:
+    """The batches of a RecBole training loader up to the one that reaches ``cap`` targets (all of
+    them with cap 0); counts the targets it handed out."""
+
+    def __init__(self, loader, target_field, cap):
+        self.loader, self.target_field, self.cap = loader, target_field, cap
+        self.shuffle = loader.shuffle
+        self.targets = 0
+
+    def __iter__(self):
+        self.targets = 0
+        for batch in self.loader:
+            self.targets += int((batch[self.target_field] > 0).sum())
+            yield batch
+            if self.cap and self.targets >= self.cap:
+                return
 
 
 def main(argv=None):

@@ -1,33 +1,37 @@
-"""How training cost grows with the log: DwellGRU4Rec in session mode vs the official GRU4Rec on
-generated logs shaped like RSC15, and full-softmax CE vs the sampled losses at the largest catalogue.
+"""How memory and training cost grow with the log: DwellGRU4Rec in session mode vs the official
+GRU4Rec on generated logs shaped like RSC15, up to RSC15's own size, and RecBole's GRU4Rec with and
+without ``lean_sequences``.
 
-For each ``--sizes`` N: ``python -m recbole_ext.data.synth --shape rsc15 --events N`` writes the log;
-it is a RecBole dataset as it is, split by RecBole's leave-one-out (each session's last one or two
-targets are validation and test). Then, each in a fresh process (so peak RSS is its own):
+For each ``--sizes`` N: ``python -m recbole_ext.data.synth --shape rsc15 --events N`` writes the log,
+split as GRU4Rec splits RSC15 (``eval_protocol: session_split``): sessions ending in the last day are
+test, those ending the day before validation, the rest training; held-out events whose item is in no
+training session are dropped, then held-out sessions shorter than 2. Then, each in a fresh process
+(so its memory is its own):
 
-* **ours**: DwellGRU4Rec (``dwell_mode: none``) in ``train_mode: session`` with the settings of
-  ``benchmarks/session_speed.py`` (its ``recbole_config``), trained by RecBole's own
-  ``Trainer._train_epoch``. Measured: the dataset build (``create_dataset`` + ``data_preparation``),
-  training events (targets) per second, peak RSS (``VmHWM``).
-* **official**: Hidasi's GRU4Rec (a checkout outside this repository, for measuring only, driven as
-  ``session_speed.py`` drives it, with its NumPy-2 float32 fix) on the same training events: each
-  session's training sequence from RecBole's split, computed here and checked against what ours
-  trains on (event count and target-item multiset). Measured: its ``fit`` setup (data iterator and
-  sample cache), training events per second, peak RSS.
+* **ours**: DwellGRU4Rec (``dwell_mode: none``, no hidden projection) in ``train_mode: session`` with
+  sampled cross-entropy, trained by RecBole's own ``Trainer._train_epoch`` for one **full** epoch.
+* **official**: Hidasi's GRU4Rec (:mod:`benchmarks.official`) on the very same training events (the
+  targets' count and item sums are checked against ours), one full epoch by its own ``fit``.
 
-With ``--train-events K`` (> 0) each contender trains on the first K training targets of its
-epoch (both take sessions in the order of their first event, ``batch`` rows at a time) and stops;
-0 trains the whole epoch. The CSV says how many targets each measurement trained on.
+Measured for both: the data set-up (ours: ``create_dataset`` + ``data_preparation``; the official:
+its ``fit`` before the first batch, i.e. its data iterator and sample cache), RSS right after it,
+RSS after 1,000 batches and at the end of the epoch (and every tenth of the epoch between), the peak
+(``VmHWM``), training events per second; with ``--evaluate`` sizes, Recall@20 and MRR@20 on the
+test sessions (ours: RecBole's full-sort evaluation, the session read in one pass; the official: its
+``evaluation.batch_eval``, mode ``standard``). A contender whose RSS passes ``--memory-cap-gb`` is
+stopped there and reported as not fitting (the machine has 24 GB for everything).
 
-At the largest size, one more process per ``--loss-modes`` mode trains ours with ``CE`` (full
-softmax), ``XE-sampled`` and ``BPR-max`` in turn (``--loss-rounds`` rounds, alternating), each on
-the first ``--loss-targets`` targets of the epoch, and reports seconds per target.
+With ``--recbole-sizes``, RecBole's own GRU4Rec (its defaults, CE over all items) trains on the same
+kind of log with ``lean_sequences`` False and True, each in a fresh process: build seconds and peak
+RSS, the first ``--recbole-batches`` training batches (the same batches in both: same seed) timed,
+seconds per epoch extrapolated from them, then Recall@20 / MRR@20 on the test sessions.
 
     nice -n 10 python -m benchmarks.scaling --official /tmp/gru4rec_official \\
-        --out benchmarks/results/scaling/cpu
+        --out benchmarks/results/scaling/memory-cpu --sizes 3000000 10000000 31700000 --evaluate 31700000
 
-Writes ``OUT/runs.csv`` (every measurement) and ``OUT/summary.md``, staged and renamed into place;
-an existing ``OUT`` is replaced only with ``--overwrite`` and only if it holds nothing but those two.
+Writes ``OUT/runs.csv`` (one row per measurement), ``OUT/traces.csv`` (the RSS samples) and
+``OUT/summary.md``, staged and renamed into place; an existing ``OUT`` is replaced only with
+``--overwrite`` and only if it holds nothing but those three.
 """
 
 import argparse
@@ -37,59 +41,118 @@ import io
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
+from recbole_ext.data.sequence import user_spans
+from recbole_ext.errors import DataError
+
 REPO = Path(__file__).resolve().parents[1]
-
-import numpy as np  # noqa: E402
-
-from recbole_ext.data.sequence import user_spans  # noqa: E402
-from recbole_ext.errors import DataError  # noqa: E402
-
-NAME = "speed-train"  # session_speed.recbole_config reads the dataset of this name
-RESULT_FILES = ("runs.csv", "summary.md")
+NAME = "scaling-log"
+RESULT_FILES = ("runs.csv", "traces.csv", "summary.md")
 LOSSES = ("CE", "XE-sampled", "BPR-max")
+SECONDS_PER_DAY = 86400
 KIB_PER_MB = 1024
+EXIT_OVER_CAP = 3
+
+
+# ------------------------------------------------------------------ memory
+def _status_mb(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / KIB_PER_MB
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def rss_mb():
+    return _status_mb("VmRSS")
 
 
 def peak_rss_mb():
-    """This process's peak resident memory, MB: ``VmHWM`` of /proc/self/status. (``ru_maxrss`` would
-    keep the high-water mark of the parent's forked image across ``exec``: a floor that is not ours.)"""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / KIB_PER_MB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB  # KiB on Linux
+    """This process's peak resident memory, MB: ``VmHWM``. (``ru_maxrss`` would keep the high-water
+    mark of the parent's forked image across ``exec``: a floor that is not ours.)"""
+    return _status_mb("VmHWM")
 
 
-# ------------------------------------------------------------------ the official's training events
-def training_events(inter_file):
-    """The training sequences of RecBole's leave-one-out split of a session log, as the official code
-    reads them (``SessionId``, ``ItemId``, ``Time``).
+class RssTrace:
+    """RSS at chosen batches of an epoch (1,000 and every tenth of ``n_batches``) and at its end; a
+    watchdog thread stops the process (exit 3, the trace so far written to ``trace_file``) once RSS
+    passes ``cap_mb``."""
 
-    RecBole makes one sample per event after a session's first (n − 1 of them) and holds out the last
-    min(2, n − 2) of them: a session of n events trains on its first n − min(2, n − 2) events.
-    Sessions come sorted by id then time with strictly increasing times (the generator's promise),
-    so RecBole's order is this one.
-    """
+    def __init__(self, n_batches, cap_mb, trace_file):
+        self.samples = []  # (batch, rss MB)
+        self.marks = {1000} | {max(1, round(n_batches * k / 10)) for k in range(1, 10)}
+        self.cap_mb, self.trace_file, self.batches = cap_mb, trace_file, 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def batch_done(self):
+        self.batches += 1
+        if self.batches in self.marks:
+            self.samples.append((self.batches, rss_mb()))
+
+    def end(self):
+        self.samples.append((self.batches, rss_mb()))
+        self._stop.set()
+
+    def _watch(self):
+        while not self._stop.wait(0.5):
+            if rss_mb() > self.cap_mb:
+                Path(self.trace_file).write_text(json.dumps({"over_cap_at_batch": self.batches,
+                                                             "rss_mb": rss_mb(), "trace": self.samples}))
+                os._exit(EXIT_OVER_CAP)
+
+
+class TracedBatches:
+    """A training loader's batches, each counted into an :class:`RssTrace`; counts the targets."""
+
+    def __init__(self, loader, target_field, trace, cap_batches=0):
+        self.loader, self.target_field, self.trace, self.cap = loader, target_field, trace, cap_batches
+        self.shuffle = loader.shuffle
+        self.targets = 0
+
+    def __iter__(self):
+        for number, batch in enumerate(self.loader, start=1):
+            self.targets += int((batch[self.target_field] > 0).sum()) if self.target_field else len(batch)
+            yield batch
+            self.trace.batch_done()
+            if self.cap and number >= self.cap:
+                return
+
+    def __len__(self):
+        return len(self.loader) if not self.cap else min(self.cap, len(self.loader))
+
+
+# ------------------------------------------------------------------ the split, for the official
+def session_split_events(inter_file):
+    """(training events, test events) of the log as ``session_split`` with 1 test and 1 validation
+    day makes them, in the official's columns (``SessionId``, ``ItemId``, ``Time``), sorted by session
+    and time; and the fingerprint of the training targets."""
     import pandas as pd
 
-    frame = pd.read_csv(inter_file, sep="\t")
-    frame.columns = [c.split(":")[0] for c in frame.columns]
-    sessions = frame["session_id"].to_numpy()
-    first, ends = user_spans(sessions)
-    lengths = ends - first
-    position = np.arange(len(sessions)) - np.repeat(first, lengths)
-    kept = np.repeat(lengths - np.minimum(2, lengths - 2), lengths)
-    train = frame[position < kept]
-    return pd.DataFrame({"SessionId": train["session_id"].to_numpy(), "ItemId": train["item_id"].to_numpy(),
-                         "Time": train["timestamp"].to_numpy()})
+    frame = pd.read_csv(inter_file, sep="\t", engine="c", dtype={"session_id:token": np.int64,
+                                                                 "item_id:token": np.int64, "timestamp:float": np.float64})
+    frame.columns = ["SessionId", "ItemId", "Time"]
+    frame.sort_values(["SessionId", "Time"], kind="stable", inplace=True)
+    end = frame.groupby("SessionId")["Time"].transform("max").to_numpy()
+    test_start = float(frame["Time"].max()) - SECONDS_PER_DAY
+    valid_start = test_start - SECONDS_PER_DAY
+    train = frame[end < valid_start]
+    test = frame[end >= test_start]
+    test = test[test["ItemId"].isin(np.unique(train["ItemId"].to_numpy()))]
+    test = test[test.groupby("SessionId")["SessionId"].transform("size") >= 2]
+    sessions = train["SessionId"].to_numpy()
+    first, _ = user_spans(sessions)
+    is_target = np.ones(len(sessions), dtype=bool)
+    is_target[first] = False
+    return train.reset_index(drop=True), test.reset_index(drop=True), target_fingerprint(train["ItemId"].to_numpy()[is_target])
 
 
 def target_fingerprint(item_tokens):
@@ -99,131 +162,182 @@ def target_fingerprint(item_tokens):
 
 
 # ------------------------------------------------------------------ child processes
-class FirstTargets:
-    """The batches of a RecBole training loader up to the one that reaches ``cap`` targets (all of
-    them with cap 0); counts the targets it handed out."""
+def _recbole_config(spec, model, settings):
+    from recbole.config import Config
 
-    def __init__(self, loader, target_field, cap):
-        self.loader, self.target_field, self.cap = loader, target_field, cap
-        self.shuffle = loader.shuffle
-        self.targets = 0
-
-    def __iter__(self):
-        self.targets = 0
-        for batch in self.loader:
-            self.targets += int((batch[self.target_field] > 0).sum())
-            yield batch
-            if self.cap and self.targets >= self.cap:
-                return
+    return Config(model=model, dataset=NAME, config_dict={
+        "data_path": spec["data_dir"], "USER_ID_FIELD": "session_id", "ITEM_ID_FIELD": "item_id",
+        "TIME_FIELD": "timestamp", "load_col": {"inter": ["session_id", "item_id", "timestamp"]},
+        "normalize_all": False, "eval_protocol": "session_split", "test_days": 1, "valid_days": 1,
+        "metrics": ["Recall", "MRR"], "topk": [20], "valid_metric": "MRR@20", "eval_memory_mb": 512,
+        "show_progress": False, "state": "ERROR", "device": "cpu", "use_gpu": False, "seed": spec["seed"],
+        "checkpoint_dir": tempfile.mkdtemp(prefix="scaling-ckpt-"), **settings})
 
 
 def child_ours(spec):
+    """DwellGRU4Rec, session mode: build, one full epoch traced, optionally the test."""
     import torch
 
     torch.set_num_threads(spec["threads"])
     from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_trainer, init_seed
-    from benchmarks.session_speed import recbole_config
+    from recbole.utils import get_model, get_trainer, init_seed
 
-    from recbole_ext.model.dwellgru4rec import DwellGRU4Rec
+    from recbole_ext.data.lean import held_bytes
 
-    rss_import = peak_rss_mb()
-    args = argparse.Namespace(**spec["args"])
-    settings = {"train_mode": spec["mode"], "train_batch_size": args.batch, "embedding_size": args.units,
-                "hidden_size": args.units, "epochs": 1}
+    rss_import = rss_mb()
+    settings = {"dwell_mode": "none", "num_layers": 1, "dropout_prob": 0.0, "hidden_projection": False,
+                "loss_type": "XE-sampled", "n_sample": spec["n_sample"], "sample_alpha": spec["sample_alpha"],
+                "learner": "adagrad", "learning_rate": spec["learning_rate"], "train_mode": "session",
+                "train_batch_size": spec["batch"], "embedding_size": spec["units"], "hidden_size": spec["units"],
+                "epochs": 1}
     start = time.perf_counter()
-    config = recbole_config(Path(spec["data_dir"]), args, settings)
-    init_seed(args.seed, True)
+    config = _recbole_config(spec, "DwellGRU4Rec", settings)
+    init_seed(spec["seed"], True)
     dataset = create_dataset(config)
-    train, _, _ = data_preparation(config, dataset)
+    train, _, test = data_preparation(config, dataset)
     build = time.perf_counter() - start
-    rss_build = peak_rss_mb()
-    target_field = train._dataset.target_field
-    targets = train._dataset.inter_feat[target_field]
-    targets = targets[targets > 0].numpy()
-    result = {"build_s": build, "catalogue": int(dataset.item_num - 1), "epoch_targets": int(len(targets)),
-              "rss_import_mb": rss_import, "rss_build_mb": rss_build, "runs": []}
-    for loss in spec["losses"] * spec["rounds"]:
-        config["loss_type"] = loss
-        init_seed(args.seed, True)
-        model = DwellGRU4Rec(config, train._dataset)
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-        batches = FirstTargets(train, target_field, spec["cap"])
-        model.train()
+    result = {"build_s": build, "rss_import_mb": rss_import, "rss_built_mb": rss_mb(), "peak_built_mb": peak_rss_mb(),
+              "held_bytes": held_bytes([train._dataset.inter_feat, test._dataset.inter_feat]),
+              "catalogue": int(dataset.item_num - 1), "epoch_targets": train._dataset.n_training_targets(),
+              "test_cases": test._dataset.inter_feat.n_targets()}
+    init_seed(spec["seed"], True)
+    model = get_model("DwellGRU4Rec")(config, train._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trace = RssTrace(len(train), spec["cap_mb"], spec["trace_file"])
+    batches = TracedBatches(train, train._dataset.target_field, trace)
+    model.train()
+    start = time.perf_counter()
+    trainer._train_epoch(batches, 0, show_progress=False)
+    result["epoch_s"] = time.perf_counter() - start
+    trace.end()
+    result.update(trained_targets=batches.targets, trace=trace.samples, peak_mb=peak_rss_mb())
+    if spec["evaluate"]:
         start = time.perf_counter()
-        trainer._train_epoch(batches, 0, show_progress=False)
-        seconds = time.perf_counter() - start
-        result["runs"].append({"loss": loss, "targets": batches.targets, "seconds": seconds})
-        del model, trainer
-    result["rss_peak_mb"] = peak_rss_mb()
-    # after the peak is read: the check's own arrays are no part of training
+        tested = trainer.evaluate(test, load_best_model=False, show_progress=False)
+        result.update(recall20=tested["recall@20"], mrr20=tested["mrr@20"], test_s=time.perf_counter() - start,
+                      peak_tested_mb=peak_rss_mb())
+    # after the peaks are read: the check's own arrays are no part of training
     token_of_id = np.array([0] + [int(token) for token in dataset.field2id_token["item_id"][1:]], dtype=np.int64)
-    result["target_fingerprint"] = target_fingerprint(token_of_id[targets])
+    result["target_fingerprint"] = target_fingerprint(token_of_id[train._dataset._targets().numpy()])
     return result
 
 
 def child_official(spec):
+    """The official GRU4Rec: its set-up and one full epoch traced, optionally its evaluation."""
     import pandas as pd
     import torch
 
     torch.set_num_threads(spec["threads"])
-    from benchmarks.official import load_gru4rec
+    from benchmarks.official import load_evaluation, load_gru4rec
 
     official = load_gru4rec(spec["official"])
-    rss_import = peak_rss_mb()
-    args = argparse.Namespace(**spec["args"])
+    rss_import = rss_mb()
     stored = np.load(spec["events_file"])
     data = pd.DataFrame({key: stored[key] for key in ("SessionId", "ItemId", "Time")})
-    rss_data = peak_rss_mb()
-    trained = _cap_official_epoch(official.SessionDataIterator, spec["cap"])
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    gru = official.GRU4Rec(layers=[args.units], loss="cross-entropy", batch_size=args.batch, dropout_p_embed=0.0,
-                           dropout_p_hidden=0.0, learning_rate=0.05, momentum=0.0, sample_alpha=args.sample_alpha,
-                           n_sample=args.n_sample, constrained_embedding=True, n_epochs=1,
-                           device=torch.device("cpu"))
+    n_batches = int(np.ceil((len(data) - data["SessionId"].nunique()) / spec["batch"]))  # about: rows run out unevenly
+    trace = RssTrace(n_batches, spec["cap_mb"], spec["trace_file"])
+    marks = _trace_official_epoch(official.SessionDataIterator, trace)
+    torch.manual_seed(spec["seed"])
+    np.random.seed(spec["seed"])
+    gru = official.GRU4Rec(layers=[spec["units"]], loss="cross-entropy", batch_size=spec["batch"],
+                           dropout_p_embed=0.0, dropout_p_hidden=0.0, learning_rate=spec["learning_rate"],
+                           momentum=0.0, sample_alpha=spec["sample_alpha"], n_sample=spec["n_sample"],
+                           constrained_embedding=True, n_epochs=1, device=torch.device("cpu"))
     buffer = io.StringIO()
     start = time.perf_counter()
     with contextlib.redirect_stdout(buffer):
         gru.fit(data)
     total = time.perf_counter() - start
+    trace.end()
     epoch = [float(line.split("(")[1].split("s)")[0]) for line in buffer.getvalue().splitlines()
              if line.startswith("Epoch")]
     if len(epoch) != 1:
         raise RuntimeError(f"official fit printed no epoch time:\n{buffer.getvalue()}")
-    return {"setup_s": total - epoch[0], "catalogue": int(gru.data_iterator.n_items),
-            "epoch_targets": int(len(data) - data["SessionId"].nunique()), "rss_import_mb": rss_import,
-            "rss_build_mb": rss_data, "rss_peak_mb": peak_rss_mb(),
-            "runs": [{"loss": "XE-sampled", "targets": trained[0], "seconds": epoch[0]}]}
+    result = {"build_s": total - epoch[0], "epoch_s": epoch[0], "rss_import_mb": rss_import,
+              "rss_built_mb": marks["rss_at_first_batch"], "peak_built_mb": marks["peak_at_first_batch"],
+              "catalogue": int(gru.data_iterator.n_items), "epoch_targets": int(len(data) - data["SessionId"].nunique()),
+              "trained_targets": marks["targets"], "trace": trace.samples, "peak_mb": peak_rss_mb()}
+    if spec["evaluate"]:
+        evaluation = load_evaluation(spec["official"])
+        stored = np.load(spec["test_file"])
+        test = pd.DataFrame({key: stored[key] for key in ("SessionId", "ItemId", "Time")})
+        start = time.perf_counter()
+        # its iterator needs at least a batch of sessions
+        recall, mrr = evaluation.batch_eval(gru, test, cutoff=[20], mode="standard",
+                                            batch_size=min(512, int(test["SessionId"].nunique())))
+        result.update(recall20=float(recall[20]), mrr20=float(mrr[20]), test_s=time.perf_counter() - start,
+                      test_cases=int(len(test) - test["SessionId"].nunique()), peak_tested_mb=peak_rss_mb())
+    return result
 
 
-def _cap_official_epoch(iterator_class, cap):
-    """Stop the official epoch once ``cap`` targets were trained (0: never); returns a one-element
-    list holding the count. Wraps its iterator's ``__call__``; its code is not changed."""
-    trained = [0]
+def _trace_official_epoch(iterator_class, trace):
+    """Count the official's training batches into ``trace`` and note RSS at its first batch (its
+    set-up done); wraps its iterator's ``__call__`` for the first call only (the training epoch)."""
+    marks = {"targets": 0}
     original = iterator_class.__call__
 
-    def capped(self, enable_neg_samples, reset_hook=None):
-        trained[0] = 0
+    def traced(self, enable_neg_samples, reset_hook=None):
+        if "rss_at_first_batch" in marks:  # the evaluation's iterator: not traced
+            yield from original(self, enable_neg_samples, reset_hook)
+            return
+        marks["rss_at_first_batch"], marks["peak_at_first_batch"] = rss_mb(), peak_rss_mb()
         for in_idx, out_idx in original(self, enable_neg_samples, reset_hook):
             yield in_idx, out_idx
-            trained[0] += len(in_idx)  # one target per active row
-            if cap and trained[0] >= cap:
-                return
+            marks["targets"] += len(in_idx)  # one target per active row
+            trace.batch_done()
 
-    iterator_class.__call__ = capped
-    return trained
+    iterator_class.__call__ = traced
+    return marks
+
+
+def child_recbole(spec):
+    """RecBole's GRU4Rec with or without lean_sequences: build, the first batches timed, the test."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    rss_import = rss_mb()
+    start = time.perf_counter()
+    config = _recbole_config(spec, "GRU4Rec", {"lean_sequences": spec["lean"], "epochs": 1})
+    init_seed(spec["seed"], True)
+    dataset = create_dataset(config)
+    train, _, test = data_preparation(config, dataset)
+    build = time.perf_counter() - start
+    result = {"build_s": build, "rss_import_mb": rss_import, "rss_built_mb": rss_mb(), "peak_built_mb": peak_rss_mb(),
+              "epoch_batches": len(train), "epoch_targets": len(train._dataset), "catalogue": int(dataset.item_num - 1)}
+    init_seed(spec["seed"], True)
+    model = get_model("GRU4Rec")(config, train._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trace = RssTrace(len(train), spec["cap_mb"], spec["trace_file"])
+    batches = TracedBatches(train, None, trace, cap_batches=spec["batches"])
+    model.train()
+    start = time.perf_counter()
+    trainer._train_epoch(batches, 0, show_progress=False)
+    seconds = time.perf_counter() - start
+    trace.end()
+    tested = trainer.evaluate(test, load_best_model=False, show_progress=False)
+    result.update(timed_batches=spec["batches"], timed_s=seconds, trained_targets=batches.targets,
+                  epoch_s_extrapolated=seconds / spec["batches"] * len(train), trace=trace.samples,
+                  peak_mb=peak_rss_mb(), recall20=tested["recall@20"], mrr20=tested["mrr@20"])
+    return result
+
+
+CHILDREN = {"ours": child_ours, "official": child_official, "recbole": child_recbole}
 
 
 def run_child(kind, spec, work):
-    """Run one measurement in a fresh interpreter; returns its result dict."""
+    """Run one measurement in a fresh interpreter; returns its result dict (or the over-cap record)."""
+    spec = {**spec, "work": str(work), "trace_file": str(work / f"trace-{kind}-{time.monotonic_ns()}.json")}
     spec_file = work / f"spec-{kind}-{time.monotonic_ns()}.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
-    spec["work"] = str(work)  # RecBole writes log/ into the working folder: the child moves there
     env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"])}
     done = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "--child", kind, str(spec_file)],
                           check=False, cwd=REPO, env=env, capture_output=True, text=True)
     spec_file.unlink()
+    if done.returncode == EXIT_OVER_CAP:
+        return {"over_cap": True, **json.loads(Path(spec["trace_file"]).read_text())}
     if done.returncode != 0:
         raise RuntimeError(f"{kind} child failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -241,22 +355,24 @@ def check_out(out, overwrite):
         raise DataError(f"--out {out} is not empty; pass --overwrite to replace its results")
     others = [e for e in entries if e not in RESULT_FILES or not (out / e).is_file() or (out / e).is_symlink()]
     if others:
-        raise DataError(f"--out {out} holds {', '.join(others[:3])}, not only {' and '.join(RESULT_FILES)}; "
+        raise DataError(f"--out {out} holds {', '.join(others[:3])}, not only {', '.join(RESULT_FILES)}; "
                         "--overwrite replaces only those: move it away yourself")
 
 
-def write_results(out, rows, summary, overwrite):
-    """Write runs.csv and summary.md in a staging folder beside ``out`` and rename it into place;
-    a replaced ``out`` is moved aside and only its two files deleted, by name."""
+def write_results(out, rows, traces, summary, overwrite):
+    """Write the result files in a staging folder beside ``out`` and rename it into place; a replaced
+    ``out`` is moved aside and only its result files deleted, by name."""
     check_out(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     new, replaced = staging / "new", staging / "replaced"
     new.mkdir()
-    with open(new / "runs.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    for name, table in (("runs.csv", rows), ("traces.csv", traces)):
+        columns = list(dict.fromkeys(key for row in table for key in row))
+        with open(new / name, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(table)
     (new / "summary.md").write_text(summary, encoding="utf-8")
     if os.path.lexists(out):
         os.replace(out, replaced)
@@ -269,46 +385,75 @@ def write_results(out, rows, summary, overwrite):
             folder.rmdir()
 
 
-def summarize(rows, args, command, loads):
-    def get(**match):
-        return [r for r in rows if all(r[k] == v for k, v in match.items())]
+def _row(size, contender, result):
+    row = {"events": size, "contender": contender}
+    if result.get("over_cap"):
+        return {**row, "over_cap_at_batch": result["over_cap_at_batch"], "rss_at_stop_mb": round(result["rss_mb"])}
+    above = result["peak_built_mb"] - result["rss_import_mb"]
+    row.update({key: result[key] for key in ("catalogue", "epoch_targets", "trained_targets") if key in result})
+    row.update({
+        "build_s": round(result["build_s"], 2), "rss_import_mb": round(result["rss_import_mb"]),
+        "rss_built_mb": round(result["rss_built_mb"]), "peak_built_mb": round(result["peak_built_mb"]),
+        "bytes_per_event_built": round(above * 2**20 / size, 1), "peak_mb": round(result["peak_mb"]),
+    })
+    trace = dict(result["trace"])
+    if 1000 in trace:
+        row["rss_batch_1000_mb"] = round(trace[1000])
+        row["rss_end_mb"] = round(result["trace"][-1][1])
+        row["growth_after_1000"] = round(result["trace"][-1][1] / trace[1000] - 1, 4)
+    if "epoch_s" in result:
+        row.update(epoch_s=round(result["epoch_s"], 1),
+                   events_per_s=round(result["trained_targets"] / result["epoch_s"], 1))
+    for key in ("held_bytes", "timed_batches", "timed_s", "epoch_batches", "epoch_s_extrapolated", "recall20",
+                "mrr20", "test_s", "test_cases", "peak_tested_mb"):
+        if key in result:
+            row[key] = round(result[key], 6) if isinstance(result[key], float) else result[key]
+    return row
 
-    cap = f"the first {args.train_events:,} training targets of the epoch" if args.train_events else "a whole epoch"
+
+def summarize(rows, args, command, loads):
     lines = [
-        "# Training cost as an RSC15-shaped log grows",
+        "# Memory and training cost as an RSC15-shaped log grows",
         "",
-        (f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), shared with other "
-         f"jobs (load average over 1 min: {loads[0]:.1f} at the start, {loads[1]:.1f} at the end); "
+        (f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), 24 GB, shared "
+         f"(load average over 1 min: {loads[0]:.1f} at the start, {loads[1]:.1f} at the end); "
          f"torch {__import__('torch').__version__}, {args.threads} thread per contender, CPU only."),
         f"Command: `{command}`",
         "",
-        (f"Each contender and size: one fresh process, trained on {cap} (batch {args.batch}, "
-         f"{args.units} units, XE-sampled with {args.n_sample} negatives, alpha {args.sample_alpha})."),
+        (f"Session mode: batch {args.batch}, {args.units} units, XE-sampled with {args.n_sample} negatives, alpha "
+         f"{args.sample_alpha}, Adagrad {args.learning_rate}; one full epoch each; split: session_split (1 test day, "
+         f"1 validation day)."),
         "",
-        ("| events in log | items (ours, official) | training targets | ours build s | official setup s | "
-         "ours events/s | official events/s | ours / official | ours peak RSS MB | official peak RSS MB |"),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        ("| events | contender | build s | RSS after build MB | peak after build MB | bytes/event above imports | "
+         "events/s | RSS at batch 1,000 MB | RSS at end MB | growth | peak MB | Recall@20 | MRR@20 |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for size in args.sizes:
-        ours, official = get(size=size, contender="ours")[0], get(size=size, contender="official")[0]
-        lines.append(
-            f"| {size:,} | {ours['catalogue']:,}, {official['catalogue']:,} | {ours['epoch_targets']:,} | "
-            f"{ours['build_s']:.1f} | {official['build_s']:.1f} | {ours['events_per_s']:.0f} | {official['events_per_s']:.0f} | "
-            f"{ours['events_per_s'] / official['events_per_s']:.2f}x | {ours['rss_peak_mb']:.0f} | "
-            f"{official['rss_peak_mb']:.0f} |")
-    for mode in args.loss_modes:
-        measured = get(contender=f"ours-losses-{mode}")
-        if not measured:
+    for row in rows:
+        if row["contender"] not in ("ours", "official"):
             continue
-        per_target = {loss: np.median([r["seconds"] / r["trained_targets"] for r in measured if r["loss"] == loss])
-                      for loss in LOSSES}
-        lines += ["", (f"Per-target training time by loss, `train_mode: {mode}`, batch {args.batch}, "
-                       f"{measured[0]['catalogue']:,} items ({max(args.sizes):,}-event log; median of "
-                       f"{args.loss_rounds} alternating rounds, each on the first {args.loss_targets:,} targets):"), "",
-                  "| loss | µs per target | targets/s | CE time / this loss's time |", "|---|---|---|---|"]
-        for loss in LOSSES:
-            lines.append(f"| {loss} | {per_target[loss] * 1e6:.0f} | {1 / per_target[loss]:.0f} | "
-                         f"{per_target['CE'] / per_target[loss]:.2f}x |")
+        if "over_cap_at_batch" in row:
+            lines.append(f"| {row['events']:,} | {row['contender']} | stopped at batch {row['over_cap_at_batch']:,}: "
+                         f"RSS {row['rss_at_stop_mb']:,} MB > {args.memory_cap_gb} GB cap | | | | | | | | | | |")
+            continue
+        lines.append(
+            f"| {row['events']:,} | {row['contender']} | {row['build_s']:.1f} | {row['rss_built_mb']:,} | "
+            f"{row['peak_built_mb']:,} | {row['bytes_per_event_built']:.0f} | {row.get('events_per_s', 0):,.0f} | "
+            f"{row.get('rss_batch_1000_mb', '')} | {row.get('rss_end_mb', '')} | "
+            f"{100 * row['growth_after_1000']:+.1f}% | {row['peak_mb']:,} | "
+            f"{row.get('recall20', float('nan')):.4f} | {row.get('mrr20', float('nan')):.4f} |")
+    recbole = [row for row in rows if row["contender"].startswith("recbole")]
+    if recbole:
+        lines += ["", (f"RecBole's GRU4Rec (its defaults: CE over all items, batch 2048, MAX_ITEM_LIST_LENGTH 50), "
+                       f"the first {args.recbole_batches} training batches timed, then tested:"), "",
+                  ("| events | lean_sequences | build s | peak after build MB | peak MB | s for timed batches | "
+                   "s/epoch (extrapolated) | Recall@20 | MRR@20 |"), "|---|---|---|---|---|---|---|---|---|"]
+        for row in recbole:
+            if "over_cap_at_batch" in row:
+                lines.append(f"| {row['events']:,} | {row['contender']} | over the cap | | | | | | |")
+                continue
+            lines.append(f"| {row['events']:,} | {row['contender'].endswith('lean')} | {row['build_s']:.1f} | "
+                         f"{row['peak_built_mb']:,} | {row['peak_mb']:,} | {row['timed_s']:.1f} | "
+                         f"{row['epoch_s_extrapolated']:.0f} | {row['recall20']:.4f} | {row['mrr20']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -316,33 +461,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--official", required=True, help="checkout of hidasib/GRU4Rec_PyTorch_Official")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[500_000, 1_000_000, 2_000_000, 5_000_000],
-                        help="events in each generated log")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[3_000_000, 10_000_000, 31_700_000],
+                        help="events in each generated log (ours vs the official)")
+    parser.add_argument("--evaluate", type=int, nargs="*", default=[31_700_000],
+                        help="sizes at which both are tested after their epoch")
+    parser.add_argument("--recbole-sizes", type=int, nargs="*", default=[],
+                        help="sizes for RecBole's GRU4Rec with and without lean_sequences")
+    parser.add_argument("--recbole-batches", type=int, default=100)
     parser.add_argument("--items", type=int, default=37483)
-    parser.add_argument("--train-events", type=int, default=300_000,
-                        help="training targets per measurement, from the start of the epoch (0: the whole epoch)")
-    parser.add_argument("--loss-targets", type=int, default=30_000,
-                        help="training targets per loss measurement at the largest size")
-    parser.add_argument("--loss-modes", nargs="*", default=["session", "sequence"], choices=["session", "sequence"])
-    parser.add_argument("--loss-rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--units", type=int, default=64)
-    parser.add_argument("--hidden-projection", action="store_true",
-                        help="ours: RecBole GRU4Rec's dense layer before the output (default: none, as the official)")
     parser.add_argument("--n-sample", type=int, default=2048)
     parser.add_argument("--sample-alpha", type=float, default=0.5)
-    parser.add_argument("--learner", default="adagrad")
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--memory-cap-gb", type=float, default=16.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    for key in ("sizes", "items", "batch", "units", "loss_targets", "loss_rounds", "threads"):
-        values = getattr(args, key) if isinstance(getattr(args, key), list) else [getattr(args, key)]
-        if any(v < 1 for v in values):
-            parser.error(f"--{key.replace('_', '-')}: {values} is not allowed; use positive integers")
-    if args.train_events < 0:
-        parser.error(f"--train-events: {args.train_events} is not allowed; use 0 (whole epoch) or a positive count")
+    for key in ("items", "batch", "units", "threads", "recbole_batches"):
+        if getattr(args, key) < 1:
+            parser.error(f"--{key.replace('_', '-')}: {getattr(args, key)} is not allowed; use a positive integer")
+    if any(size < 2 for size in args.sizes + args.recbole_sizes):
+        parser.error("--sizes and --recbole-sizes are event counts of at least 2")
     out = Path(args.out).resolve()
     try:
         check_out(out, args.overwrite)
@@ -353,68 +494,56 @@ def main(argv=None):
     if not (official_dir / "gru4rec_pytorch.py").is_file():
         parser.error(f"--official: {official_dir} holds no gru4rec_pytorch.py; give the official checkout")
     command = "python -m benchmarks.scaling " + " ".join(sys.argv[1:] if argv is None else argv)
-    shared = {"threads": args.threads, "official": str(official_dir), "cap": args.train_events,
-              "args": {"n_sample": args.n_sample, "sample_alpha": args.sample_alpha, "learner": args.learner,
-                       "learning_rate": args.learning_rate, "epochs": 1, "seed": args.seed, "batch": args.batch,
-                       "units": args.units, "hidden_projection": args.hidden_projection}}
-    rows, load_at_start = [], os.getloadavg()[0]
+    shared = {"threads": args.threads, "official": str(official_dir), "seed": args.seed, "batch": args.batch,
+              "units": args.units, "n_sample": args.n_sample, "sample_alpha": args.sample_alpha,
+              "learning_rate": args.learning_rate, "cap_mb": args.memory_cap_gb * 1024}
+    rows, traces, load_at_start = [], [], os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="scaling-"))
     try:
-        for size in args.sizes:
+        for size in sorted(set(args.sizes) | set(args.recbole_sizes)):
             log_dir = work / f"events-{size}"
             subprocess.run([sys.executable, "-m", "recbole_ext.data.synth", "--shape", "rsc15", "--events", str(size),
                             "--items", str(args.items), "--seed", str(args.seed), "--out", str(log_dir),
-                            "--name", NAME], check=True, cwd=REPO,
-                           stdout=subprocess.DEVNULL)
-            events = training_events(log_dir / NAME / f"{NAME}.inter")
-            events_file = log_dir / "official-train.npz"
-            np.savez(events_file, **{key: events[key].to_numpy() for key in events.columns})
-            sessions = events["SessionId"].to_numpy()
-            official_targets = target_fingerprint(events["ItemId"].to_numpy()[1:][sessions[1:] == sessions[:-1]])
-            del events, sessions
-            official = run_child("official", {**shared, "events_file": str(events_file)}, work)
-            ours = run_child("ours", {**shared, "data_dir": str(log_dir), "mode": "session", "losses": ["XE-sampled"],
-                                      "rounds": 1}, work)
-            if ours["target_fingerprint"] != official_targets:
-                raise RuntimeError(f"size {size}: the official's training targets {official_targets} "
-                                   f"differ from ours {ours['target_fingerprint']} (count, sum, sum of squares)")
-            for name, result in (("official", official), ("ours", ours)):
-                rows.append(_row(size, name, "session", result, result["runs"][0], args.train_events))
-                print(f"{size} {name}: {rows[-1]['events_per_s']:.0f} events/s, build {rows[-1]['build_s']:.1f} s, "
-                      f"peak RSS {rows[-1]['rss_peak_mb']:.0f} MB", flush=True)
-            if size != max(args.sizes):
-                shutil.rmtree(log_dir)  # our own temporary log; the largest stays for the loss runs
-        largest = work / f"events-{max(args.sizes)}"
-        for mode in args.loss_modes:
-            result = run_child("ours", {**shared, "cap": args.loss_targets, "data_dir": str(largest), "mode": mode,
-                                        "losses": list(LOSSES), "rounds": args.loss_rounds}, work)
-            for index, run in enumerate(result["runs"]):
-                rows.append({**_row(max(args.sizes), f"ours-losses-{mode}", mode, result, run, args.loss_targets),
-                             "round": index // len(LOSSES) + 1})
-                print(f"losses {mode} {run['loss']}: {run['seconds'] / run['targets'] * 1e6:.0f} µs/target", flush=True)
+                            "--name", NAME], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+            data_dir = str(log_dir)
+            if size in args.sizes:
+                train, test, official_targets = session_split_events(log_dir / NAME / f"{NAME}.inter")
+                events_file, test_file = log_dir / "official-train.npz", log_dir / "official-test.npz"
+                np.savez(events_file, **{key: train[key].to_numpy() for key in train.columns})
+                np.savez(test_file, **{key: test[key].to_numpy() for key in test.columns})
+                test_cases = int(len(test) - test["SessionId"].nunique())
+                del train, test
+                spec = {**shared, "data_dir": data_dir, "events_file": str(events_file), "test_file": str(test_file),
+                        "evaluate": size in args.evaluate}
+                for kind in ("ours", "official"):
+                    result = run_child(kind, spec, work)
+                    if kind == "ours" and not result.get("over_cap"):
+                        if result["target_fingerprint"] != official_targets or result["test_cases"] != test_cases:
+                            raise RuntimeError(f"size {size}: the official's training targets {official_targets} and "
+                                               f"{test_cases} test cases differ from ours {result['target_fingerprint']}, "
+                                               f"{result['test_cases']}")
+                    rows.append(_row(size, kind, result))
+                    traces += [{"events": size, "contender": kind, "batch": batch, "rss_mb": round(rss)}
+                               for batch, rss in result.get("trace", [])]
+                    print(json.dumps(rows[-1]), flush=True)
+            for lean in (False, True) if size in args.recbole_sizes else ():
+                result = run_child("recbole", {**shared, "data_dir": data_dir, "lean": lean,
+                                               "batches": args.recbole_batches}, work)
+                rows.append(_row(size, "recbole-lean" if lean else "recbole-stock", result))
+                print(json.dumps(rows[-1]), flush=True)
+            shutil.rmtree(log_dir)  # our own temporary log
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the temporary folder made above, with RecBole's log/
     summary = summarize(rows, args, command, (load_at_start, os.getloadavg()[0]))
-    write_results(out, rows, summary, args.overwrite)
+    write_results(out, rows, traces, summary, args.overwrite)
     print(summary)
     return 0
 
 
-def _row(size, contender, mode, result, run, cap):
-    return {"size": size, "contender": contender, "mode": mode, "loss": run["loss"], "round": 1,
-            "catalogue": result["catalogue"], "epoch_targets": result["epoch_targets"],
-            "target_cap": cap, "trained_targets": run["targets"], "seconds": round(run["seconds"], 3),
-            "events_per_s": round(run["targets"] / run["seconds"], 1),
-            "build_s": round(result.get("build_s", result.get("setup_s")), 2),
-            "rss_import_mb": round(result["rss_import_mb"], 1), "rss_build_mb": round(result["rss_build_mb"], 1),
-            "rss_peak_mb": round(result["rss_peak_mb"], 1)}
-
-
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        spec = json.loads(Path(sys.argv[3]).read_text(encoding="utf-8"))
-        os.chdir(spec["work"])
-        result = {"ours": child_ours, "official": child_official}[sys.argv[2]](spec)
-        print(json.dumps(result))
+        child_spec = json.loads(Path(sys.argv[3]).read_text(encoding="utf-8"))
+        os.chdir(child_spec["work"])
+        print(json.dumps(CHILDREN[sys.argv[2]](child_spec)))
         sys.exit(0)
     sys.exit(main())
