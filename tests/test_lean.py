@@ -181,11 +181,11 @@ def test_lean_loading_reads_filters_and_remaps_as_recbole_does(tiny_config):
 def test_evaluation_batches_are_sized_by_the_memory_budget_with_the_same_results(tiny_config):
     settings = {**tiny_config, "model": "GRU4Rec", "embedding_size": 8, "hidden_size": 8, "lean_sequences": True,
                 "load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
-    config = _config(tiny_config, "GRU4Rec", lean_sequences=True, eval_memory_mb=0.01)
+    config = _config(tiny_config, "GRU4Rec", lean_sequences=True, eval_memory_mb=0.05)
     valid = data_preparation(config, create_dataset(config))[1]
-    cases = int(0.01 * 2**20) // (4 * valid._dataset.item_num)
+    cases = int(0.05 * 2**20) // (9 * valid._dataset.item_num)
     assert 1 <= cases < config["eval_batch_size"] and len(next(iter(valid))[0]) == cases
-    budgeted = quick_test(settings, eval_memory_mb=0.01)
+    budgeted = quick_test(settings, eval_memory_mb=0.05)
     assert budgeted["test_result"] == quick_test(settings)["test_result"]
     with pytest.raises(recbole_ext.ConfigError, match=r"^eval_memory_mb: 0 is not allowed; use a number > 0$"):
         _config(tiny_config, "GRU4Rec", eval_memory_mb=0)

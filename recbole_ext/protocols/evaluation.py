@@ -5,7 +5,7 @@
   :mod:`recbole_ext.protocols.split` replace RecBole's leave-one-out; :func:`refuse_non_sequential`
   refuses the protocols for non-sequential models.
 * :func:`eval_batch_samples`: evaluation batches of at most ``eval_batch_size`` cases and
-  ``eval_memory_mb`` of scores.
+  ``eval_memory_mb`` of (case, item) tensors.
 * :func:`collate_held_out`: a split with ``held_out`` cases yields each
   row's goal set as its positives (RecBole: the row's one target) and ranks ``exclude_seen`` /
   never-trained items last; a one-pass split yields whole windows and one positive per real position.
@@ -53,16 +53,22 @@ def build_splits(dataset, settings):
     return split.build_held_out(dataset, settings, roles, unranked)
 
 
+# Bytes per (case, item) cell a full-sort batch holds at once: the float32 scores, RecBole's int32
+# match matrix (Collector.eval_batch_collect) and a bool mask of the positives (the SPS hits)
+BYTES_PER_SCORE_CELL = 4 + 4 + 1
+
+
 def eval_batch_samples(loader):
     """Samples per full-sort evaluation batch of a sequential model: ``eval_batch_size`` cases, or
-    fewer where their scores (cases × items × 4 bytes) would pass ``eval_memory_mb``; a one-pass
-    split's windows hold several cases each. None for a general model (RecBole batches its users)."""
+    fewer where their (case, item) tensors (:data:`BYTES_PER_SCORE_CELL` bytes a cell) would pass
+    ``eval_memory_mb``; a one-pass split's windows hold several cases each. None for a general
+    model (RecBole batches its users)."""
     if not loader.is_sequential:
         return None
     cases = loader.config["eval_batch_size"]
     budget = loader.config["eval_memory_mb"]
     if budget:
-        cases = min(cases, max(1, int(budget * 2**20) // (4 * loader._dataset.item_num)))
+        cases = min(cases, max(1, int(budget * 2**20) // (BYTES_PER_SCORE_CELL * loader._dataset.item_num)))
     held_out = getattr(loader._dataset, "held_out", None)
     if held_out is not None and held_out.one_pass:
         return loader._dataset.train_batch_samples(cases)
