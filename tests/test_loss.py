@@ -7,6 +7,7 @@ from torch import nn
 
 import recbole_ext
 from recbole_ext.model.loss import build_loss
+from recbole_ext.model.rnn import RNNRecommender
 
 
 class Settings(dict):
@@ -36,6 +37,8 @@ class TinyModel(nn.Module):
     @property
     def output_weight(self):
         return self.item_embedding.weight
+
+    item_scores = RNNRecommender.item_scores  # the scoring the plugin RNNs share
 
 
 class TinyTrainingData:

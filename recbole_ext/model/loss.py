@@ -29,7 +29,7 @@ class CrossEntropy(nn.Module):
         super().__init__()
 
     def forward(self, model, hidden, targets):
-        return F.cross_entropy(hidden @ model.output_weight.t() + model.output_bias, targets)
+        return F.cross_entropy(model.item_scores(hidden), targets)
 
 
 class KLAugmented(nn.Module):
@@ -115,7 +115,7 @@ class SampledLoss(nn.Module):
         if len(items) >= model.n_items:
             # more columns than items (2048 negatives from a few hundred items): scoring every item
             # once and picking the columns is the same numbers from a smaller product
-            every_item = hidden @ model.output_weight.t() + model.output_bias
+            every_item = model.item_scores(hidden)
             return every_item.index_select(1, items), items
         # F.embedding (like index_select) back-propagates by one index_add, where indexing with a
         # tensor sorts the indices; with sparse_item_grad it gives the rows a sparse gradient

@@ -84,6 +84,12 @@ class RNNRecommender(SequentialRecommender):
     def output_weight(self):
         return self.item_embedding.weight if self.output_is_item_embedding else self.output_matrix
 
+    def item_scores(self, hidden):
+        """Every item's score ``h·Wᵀ + b`` ``[N, n_items]`` for hidden states ``[N, D]``: training's
+        full-softmax logits and evaluation's scores alike, in one fused product (the sum as a second
+        [N, n_items] tensor would double an evaluation batch's memory)."""
+        return torch.addmm(self.output_bias, hidden, self.output_weight.t())
+
     def forward(self, interaction):
         """Hidden states ``[B, L, D]`` for every input position (see the module docstring)."""
         raise NotImplementedError
@@ -115,7 +121,7 @@ class RNNRecommender(SequentialRecommender):
         if self.target_list_field in interaction:
             # a held-out session served whole (eval_protocol: session_split): a row per position
             return self.full_sort_predict_sequence(interaction)
-        return self.last_hidden(interaction) @ self.output_weight.t() + self.output_bias
+        return self.item_scores(self.last_hidden(interaction))
 
     # --- held-out sessions in one pass (recbole_ext.protocols, eval_protocol: session_split) ---
     def full_sort_predict_sequence(self, interaction):
@@ -126,7 +132,7 @@ class RNNRecommender(SequentialRecommender):
         hidden = self.forward(interaction)
         positions = torch.arange(hidden.size(1), device=hidden.device)
         real = positions[None, :] < interaction[self.ITEM_SEQ_LEN][:, None]
-        return hidden[real] @ self.output_weight.t() + self.output_bias
+        return self.item_scores(hidden[real])
     # --- end held-out sessions ---
 
     # ------------------------------------------------------------ train_mode: session
