@@ -317,3 +317,78 @@ def test_models_train_and_test_under_user_split(tiny_config, model, options):
 def test_general_models_refuse_held_out_protocols(tiny_config):
     with pytest.raises(ConfigError, match="^eval_protocol: 'user_split' needs a sequential model; BPR is not one"):
         run_recbole(model="BPR", dataset="ml-tiny", config_dict={**tiny_config, "eval_protocol": "user_split"})
+
+
+# ---------------------------------------------------------------- raw time order (every protocol)
+# Each user's rows in file order; the raw times give the order 2 1 3 4 5 (2 and 1 share a time:
+# file order). With normalize_all the times become (t − 10) / (10⁹ − 10), and in float32 the last
+# three all read 1.0: a stable sort on those keeps the file's 5 4 3, not the raw 3 4 5.
+RAW_ORDER_ROWS = [row for k, user in enumerate("abcd") for row in (
+    (user, 5, 1_000_000_000 - k), (user, 4, 999_999_999 - k), (user, 3, 999_999_998 - k),
+    (user, 2, 10 + k), (user, 1, 10 + k))]
+T0 = 1_400_000_000  # float32 holds multiples of 128 here: T0 + 1 and T0 + 2 both read T0
+RAW_ORDER_SESSIONS = [
+    ("t1", 3, T0 + 2), ("t1", 2, T0 + 1), ("t1", 1, T0),  # training: raw order 1 2 3
+    ("t2", 1, T0 + 50), ("t2", 2, T0 + 51), ("t2", 3, T0 + 52),  # training
+    ("v", 2, T0 + 1.5 * DAY + 1), ("v", 1, T0 + 1.5 * DAY),  # validation: 1 2
+    ("x", 3, T0 + 3 * DAY), ("x", 2, T0 + 3 * DAY - 1), ("x", 1, T0 + 3 * DAY - 1),  # test: 2 1 3
+]
+
+
+def written_sequences(data):
+    """Each case of a split as the items it reads then its target (tokens); a window: its inputs then
+    its last target."""
+    dataset = data._dataset
+    inter = dataset.inter_feat[list(range(len(dataset.inter_feat)))]
+    tokens = dataset.field2id_token[dataset.iid_field]
+    target_list = target_list_field(dataset.config)
+    sequences = []
+    for row in range(len(inter)):
+        length = int(inter["item_length"][row])
+        inputs = inter["item_id_list"][row][:length].tolist()
+        last = inter[target_list][row][length - 1] if target_list in inter else inter["item_id"][row]
+        sequences.append([int(tokens[item]) for item in [*inputs, int(last)]])
+    return sequences
+
+
+@pytest.mark.parametrize("model", ["GRU4Rec", "RNNCCE"])
+def test_leave_one_out_orders_by_raw_time(tmp_path, model):
+    data_path = write_inter(tmp_path / "data", "order", RAW_ORDER_ROWS)
+    _, _, valid, test = prepared(model, settings(data_path, "order", normalize_all=True))
+    assert written_sequences(test) == [[2, 1, 3, 4, 5]] * 4  # the file's order would give 2 1 5 4 3
+    assert written_sequences(valid) == [[2, 1, 3, 4]] * 4
+
+
+@pytest.mark.parametrize("model", ["GRU4Rec", "RNNCCE"])
+def test_user_split_goals_in_raw_time_order(tmp_path, model):
+    data_path = write_inter(tmp_path / "data", "order", RAW_ORDER_ROWS)
+    _, _, valid, test = prepared(model, settings(data_path, "order", normalize_all=True,
+                                                 eval_protocol="user_split", val_users=1, test_users=1))
+    for data in (valid, test):
+        held_out = data._dataset.held_out
+        tokens = data._dataset.field2id_token[data._dataset.iid_field]
+        # n = 5, input 2 1, goal 3 4 5: G₁ = 3 (the file's order would make it 5)
+        assert [int(tokens[item]) for item in held_out.goals] == [3, 4, 5]
+        assert written_sequences(data) == [[2, 1, 3]]  # the input, then G₁
+
+
+@pytest.mark.parametrize("model", ["GRU4Rec", "RNNCCE"])
+def test_session_split_orders_float32_ties_by_raw_time(tmp_path, model):
+    data_path = write_inter(tmp_path / "data", "sessions", RAW_ORDER_SESSIONS,
+                            "session_id:token\titem_id:token\ttimestamp:float")
+    _, train, valid, test = prepared(model, session_settings(data_path, train_mode="prefix"))
+    assert written_sequences(test)[-1] == [2, 1, 3]  # float32 ties all three: the file says 3 2 1
+    assert written_sequences(valid)[-1] == [1, 2]
+    assert sorted(map(tuple, written_sequences(train))) == [(1, 2), (1, 2), (1, 2, 3), (1, 2, 3)]
+
+
+def test_rm_dup_inter_keeps_the_first_row_in_file_order(tmp_path):
+    # 40 rows at one time: two rows of each (user, item) pair, ratings 1 then 2
+    rows = [(f"u{user}", item, 100, rating) for rating in (1, 2) for user in range(4) for item in range(1, 6)]
+    data_path = write_inter(tmp_path / "data", "dups", rows,
+                            "user_id:token\titem_id:token\ttimestamp:float\trating:float")
+    config = Config(model="GRU4Rec", dataset="dups", config_dict=settings(
+        data_path, "dups", rm_dup_inter="first", load_col={"inter": ["user_id", "item_id", "timestamp", "rating"]}))
+    dataset = create_dataset(config)
+    assert len(dataset.inter_feat) == 20
+    assert set(dataset.inter_feat["rating"].tolist()) == {1.0}

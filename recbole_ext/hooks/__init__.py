@@ -50,6 +50,8 @@ MANIFEST = {
         "recbole.data.dataset.dataset.Dataset._load_feat",
         "recbole.data.dataset.dataset.Dataset._filter_by_inter_num",
         "recbole.data.dataset.dataset.Dataset._load_inter_feat",
+        "recbole.data.dataset.dataset.Dataset._normalize",
+        "recbole.data.dataset.dataset.Dataset._remove_duplication",
         "recbole.data.dataset.sequential_dataset.SequentialDataset.data_augmentation",
         "recbole.data.dataset.dataset.Dataset._remap",
         "recbole.data.dataset.dataset.Dataset._fill_nan",

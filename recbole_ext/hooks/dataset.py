@@ -16,6 +16,9 @@ download, the evaluation protocols' splits.
   ``_dataframe_to_interaction`` get their own memory.
 * ``Dataset._load_feat`` / ``_filter_by_inter_num`` / ``_remap``: a lean dataset's interaction file
   read with categorical tokens, counted and remapped on their codes (:mod:`recbole_ext.data.loading`).
+* ``Dataset._normalize`` / ``_remove_duplication``: a sequential dataset's interactions in (sequence,
+  raw time) order, equal times in file order, before RecBole normalises or converts the time field
+  (:mod:`recbole_ext.data.order`); ``rm_dup_inter``'s sort made stable.
 * ``Dataset._download``: RecBole's own download; offline or for a name RecBole cannot download, one
   :class:`DatasetNotFoundError` naming ``data_path`` and the files expected; no crash at the
   ``torch.distributed.barrier()`` it ends with in a single process.
@@ -34,7 +37,7 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_ext import settings
-from recbole_ext.data import checks, lean, loading
+from recbole_ext.data import checks, lean, loading, order
 from recbole_ext.errors import DatasetNotFoundError
 from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import evaluation as protocols
@@ -49,6 +52,7 @@ _CHAINED_INPLACE_FILL = (
 
 def install():
     _reading()
+    _order()
     _pandas3()
     _download()
     _splits()
@@ -81,6 +85,19 @@ def _reading():
         if lean.is_lean(self):
             return lean.flatten(self)
         return recbole_data_augmentation(self)
+
+
+def _order():
+    @wrap(Dataset, "_normalize")
+    def _normalize(recbole_normalize, self):
+        if isinstance(self, SequentialDataset):
+            order.sort_by_raw_time(self)  # before the time field is scaled (and later made float32)
+        recbole_normalize(self)
+
+    def _remove_duplication(self):
+        order.remove_duplication(self)
+
+    replace(Dataset, "_remove_duplication", _remove_duplication, __name__)
 
 
 def _splits():
