@@ -89,7 +89,8 @@ class SequenceDataset(SequentialDataset):
 
     def counter(self, field):
         """RecBole's per-token counts; for the item field of a window or step split, counts of its
-        targets (RecBole's popularity metrics read this from the training split)."""
+        targets. (The popularity metrics read the counts of every item of the training sequences,
+        kept on the training split: :mod:`recbole_ext.data.popularity`.)"""
         if field == self.iid_field and self.target_field in self.inter_feat:
             return Counter(self._targets().numpy())
         return super().counter(field)

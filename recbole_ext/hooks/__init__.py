@@ -78,6 +78,7 @@ MANIFEST = {
     ),
     "evaluator": (
         "recbole.evaluator.collector.Collector.eval_batch_collect",
+        "recbole.evaluator.collector.Collector.data_collect",
         "recbole.evaluator.collector.Collector.get_data_struct",
         "recbole.evaluator.evaluator.Evaluator.evaluate",
     ),

@@ -8,7 +8,8 @@ download, the evaluation protocols' splits.
   with ``lean_sequences: True``.
 * ``SequentialDataset.build``: under ``user_split`` / ``session_split`` the protocol's own splits
   (:func:`recbole_ext.protocols.evaluation.build_splits`); ``Dataset.build`` refuses them for
-  non-sequential models.
+  non-sequential models. Under leave-one-out, the training split keeps the counts of every item of
+  its sequences for the popularity metrics (:mod:`recbole_ext.data.popularity`).
 * pandas 3 (copy-on-write; 2.2 warns): ``Series.agg(len)`` is one number, so ``_remap`` cannot split
   token_seq ids back; chained ``fillna(inplace=True)`` fills nothing, so ``_fill_nan`` fills by
   assignment and a missing token_seq/float_seq cell is read as empty (``pd``, the module's pandas:
@@ -37,7 +38,7 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_ext import settings
-from recbole_ext.data import checks, lean, loading, order
+from recbole_ext.data import checks, lean, loading, order, popularity
 from recbole_ext.errors import DatasetNotFoundError
 from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import evaluation as protocols
@@ -113,8 +114,12 @@ def _splits():
         if run.held_out:
             return protocols.build_splits(self, run.protocol)
         if lean.is_lean(self):
-            return checks.require_splits(self, lean.build_leave_one_out(self))
-        return recbole_sequential_build(self)  # its Dataset.build checks the splits
+            datasets = checks.require_splits(self, lean.build_leave_one_out(self))
+        else:
+            datasets = recbole_sequential_build(self)  # its Dataset.build checks the splits
+        # the popularity metrics count every item of the training sequences, first items included
+        popularity.attach(datasets[0], popularity.sequence_item_counts(self, datasets[0].inter_feat))
+        return datasets
 
 
 def _pandas3():

@@ -28,6 +28,7 @@ import torch
 
 from recbole.data.interaction import Interaction
 
+from recbole_ext.data import popularity
 from recbole_ext.data.lean import LeanSamples
 from recbole_ext.data.sequence import SequenceDataset, user_spans
 from recbole_ext.errors import ConfigError
@@ -114,16 +115,18 @@ def user_roles(dataset, settings):
 
 
 def split_user_samples(dataset, roles, settings):
-    """``(train rows, {VALID: (case rows, HeldOutCases), TEST: …})`` for ``user_split``."""
+    """``(train rows, training users' rows, {VALID: (case rows, HeldOutCases, goal lengths), TEST: …})``
+    for ``user_split``; the train rows add the held-out input parts with ``extended_train``."""
     inter = dataset.inter_feat
     uids = inter[dataset.uid_field].numpy()
     targets = inter[dataset.iid_field].numpy()
     first_items = _first_items(dataset, inter)
-    train_rows, cases = [], {VALID: ([], [], []), TEST: ([], [], [])}
+    train_rows, counted_rows, cases = [], [], {VALID: ([], [], []), TEST: ([], [], [])}
     for start, end in zip(*user_spans(uids)):
         role = roles[uids[start]]
         if role == TRAIN:
             train_rows.append(np.arange(start, end))
+            counted_rows.append(train_rows[-1])
             continue
         sequence = np.r_[first_items[start], targets[start:end]]
         n = len(sequence)
@@ -137,6 +140,7 @@ def split_user_samples(dataset, roles, settings):
             goals.append(sequence[position:])
             seen.append(np.unique(sequence[:position]))
     train = np.concatenate(train_rows) if train_rows else np.array([], dtype=np.int64)
+    training_users = np.concatenate(counted_rows) if counted_rows else np.array([], dtype=np.int64)
     split = {}
     for role, (rows, goals, seen) in cases.items():
         held_out = HeldOutCases(
@@ -145,7 +149,7 @@ def split_user_samples(dataset, roles, settings):
             seen_offsets=_offsets(seen) if settings.exclude_seen else None,
         )
         split[role] = (np.array(rows, dtype=np.int64), held_out, np.array([len(g) for g in goals]))
-    return train, split
+    return train, training_users, split
 
 
 def _first_items(dataset, inter):
@@ -172,11 +176,11 @@ def build_held_out(dataset, settings, roles, unranked=None):
     uids = inter[dataset.uid_field].numpy()
     sample_roles = roles[uids]
     if settings.protocol == SESSION_SPLIT:
-        train_rows = np.flatnonzero(sample_roles == TRAIN)
+        train_rows = counted_rows = np.flatnonzero(sample_roles == TRAIN)
         evaluation = {role: _session_cases(dataset, np.flatnonzero(sample_roles == role), unranked)
                       for role in (VALID, TEST)}
     else:
-        train_rows, split = split_user_samples(dataset, roles, settings)
+        train_rows, counted_rows, split = split_user_samples(dataset, roles, settings)
         evaluation = {}
         for role, (rows, held_out, goal_lengths) in split.items():
             cases = take(inter, rows)
@@ -186,6 +190,8 @@ def build_held_out(dataset, settings, roles, unranked=None):
         if len(evaluation[role].inter_feat) == 0:
             raise ConfigError(_empty_message(settings, key))
     train = dataset.copy(take(inter, train_rows))
+    # popularity (BlockbusterShare …): every item of the training sequences, never a held-out user's
+    popularity.attach(train, popularity.sequence_item_counts(dataset, inter, counted_rows))
     return [train, evaluation[VALID], evaluation[TEST]]
 
 
