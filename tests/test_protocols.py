@@ -392,3 +392,103 @@ def test_rm_dup_inter_keeps_the_first_row_in_file_order(tmp_path):
     dataset = create_dataset(config)
     assert len(dataset.inter_feat) == 20
     assert set(dataset.inter_feat["rating"].tolist()) == {1.0}
+
+
+# ------------------------------------------- held-out sequences read whole (the state carried through)
+class CountingStub(SequentialRecommender):
+    """Predicts the item whose token is the number of items read + 1, counting from the start of what
+    it is given (a window, a prefix sample): it restarts wherever its input restarts, as a model
+    whose state is not carried over would."""
+
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.target_list = target_list_field(config)
+        self.unused = nn.Parameter(torch.zeros(1))
+        tokens = dataset.field2id_token[dataset.iid_field]
+        self.numbers = torch.tensor([float(t) if t.isdigit() else float("inf") for t in tokens])
+
+    def full_sort_predict(self, interaction):
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        if self.target_list in interaction:  # a window: position k has read k + 1 items
+            read = torch.cat([torch.arange(1, int(n) + 1) for n in lengths]).float()
+        else:  # a prefix sample has read its list
+            read = lengths.float()
+        return -(self.numbers[None, :] - (read[:, None] + 1)).abs()
+
+
+def evaluate_counting(config, train_data, eval_data):
+    trainer = Trainer(config, CountingStub(config, train_data._dataset))
+    trainer.eval_collector.data_collect(train_data)
+    return trainer.evaluate(eval_data, load_best_model=False)
+
+
+# Items are the positions 1 … 8 of a training session, so a held-out event at position p is item p.
+COUNTING_SESSIONS = [("t", list(range(1, 9)), 0), ("v", [1, 2, 3], DAY + 10), ("x", [1, 2, 3, 4, 5, 6], 3 * DAY - 60)]
+
+
+@pytest.mark.parametrize("model,expected", [
+    # read whole (one window of 5 targets): event p has read p − 1 items, every case a hit
+    ("RNNCCE", {"recall@1": 1.0, "mrr@1": 1.0}),
+    # RecBole's prefix samples read the last MAX_ITEM_LIST_LENGTH = 2 items: hits at p = 2, 3 only.
+    # (Windows of 2 targets restarting from a zero state, as before: only p = 2 — 1/5.)
+    ("GRU4Rec", {"recall@1": 2 / 5, "mrr@1": 2 / 5}),
+])
+def test_held_out_sessions_are_read_whole(tmp_path, model, expected):
+    rows = [(session, item, start + 10 * k) for session, items, start in COUNTING_SESSIONS for k, item in enumerate(items)]
+    data_path = write_inter(tmp_path / "data", "sessions", rows, "session_id:token\titem_id:token\ttimestamp:float")
+    config, train, _, test = prepared(model, session_settings(
+        data_path, MAX_ITEM_LIST_LENGTH=2, topk=[1], valid_metric="MRR@1", train_mode="prefix"))
+    if model == "RNNCCE":
+        assert test._dataset.inter_feat.lengths.tolist() == [5]  # one window, longer than MAX_ITEM_LIST_LENGTH
+    assert evaluate_counting(config, train, test) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("model,sps", [("RNNCCE", 1.0), ("GRU4Rec", 0.0)])
+def test_held_out_users_input_is_read_whole(tmp_path, model, sps):
+    # every user 1 … 8: input 1 2 3 4, G₁ = 5; read whole the stub predicts 5, read through RecBole's
+    # last MAX_ITEM_LIST_LENGTH = 2 items it predicts 3
+    rows = [(user, item, 100 * k + item) for k, user in enumerate("abc") for item in range(1, 9)]
+    data_path = write_inter(tmp_path / "data", "users", rows)
+    config, train, _, test = prepared(model, settings(
+        data_path, "users", eval_protocol="user_split", val_users=1, test_users=1, MAX_ITEM_LIST_LENGTH=2,
+        topk=[1], metrics=["SPS"], valid_metric="SPS@1"))
+    assert evaluate_counting(config, train, test) == {"sps@1": sps}
+
+
+def _long_run_metrics(config_dict, model_options):
+    """RNNCCE trained one epoch with MAX_ITEM_LIST_LENGTH 5, then tested on the splits built with 5
+    and with 50: the same model, the same cases, read whole either way."""
+    config, train, valid, _ = prepared("RNNCCE", {**config_dict, "MAX_ITEM_LIST_LENGTH": 5, **model_options})
+    init_seed(3, True)
+    model = get_model("RNNCCE")(config, train._dataset)
+    trainer = Trainer(config, model)
+    trainer.fit(train, valid, saved=False)
+    results = []
+    for max_length in (5, 50):
+        config_n, train_n, _, test_n = prepared("RNNCCE", {**config_dict, "MAX_ITEM_LIST_LENGTH": max_length})
+        tester = Trainer(config_n, model)
+        tester.eval_collector.data_collect(train_n)
+        results.append((tester.evaluate(test_n, load_best_model=False), test_n))
+    return results
+
+
+def test_held_out_sessions_score_alike_for_any_max_item_list_length(tmp_path):
+    data = session_dataset(tmp_path / "gen", n_sessions=200)
+    config_dict = {**data, "eval_protocol": "session_split", "seed": 3, "state": "ERROR", "test_days": 5,
+                   "valid_days": 5, "metrics": ["Recall", "MRR"], "topk": [5, 20], "valid_metric": "MRR@20",
+                   "epochs": 1, "show_progress": False, "checkpoint_dir": str(tmp_path / "saved")}
+    (short, short_test), (long, _) = _long_run_metrics(config_dict, {"embedding_size": 16, "hidden_size": 16})
+    assert short_test._dataset.inter_feat.lengths.max() > 6  # sessions longer than 5 inputs
+    assert short == pytest.approx(long)
+    assert short["recall@20"] > 0
+
+
+def test_held_out_users_score_alike_for_any_max_item_list_length(tiny_config):
+    config_dict = {**tiny_config, "eval_protocol": "user_split", "metrics": ["SPS", "Recall", "NDCG"],
+                   "topk": [10], "valid_metric": "NDCG@10", "embedding_size": 16, "hidden_size": 16}
+    (short, short_test), (long, _) = _long_run_metrics(config_dict, {})
+    assert short_test._dataset.inter_feat["item_length"].min() > 5  # inputs of 10 items and more
+    assert short == pytest.approx(long)
+    assert short["recall@10"] > 0

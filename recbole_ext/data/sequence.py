@@ -6,7 +6,9 @@ position k of a sequence is the state the prefix of length k would give. :class:
 keeps RecBole's whole pipeline (filters, remapping, augmentation, leave-one-out split) and only
 rewrites the *training* split: each user's training prefixes become the user's sequence, cut into
 windows of at most ``MAX_ITEM_LIST_LENGTH`` targets, with the next item as target at every position.
-Validation and test data stay RecBole's prefix samples.
+Validation and test data stay RecBole's prefix samples under leave-one-out; under the held-out
+protocols a held-out session is one window of its own length and a held-out user's case lists its
+whole input (:meth:`SequenceDataset.held_out_runs`, :mod:`recbole_ext.protocols.split`).
 
 ``train_mode: session`` (GRU4Rec's session-parallel mini-batches) rewrites the training split into
 step tensors instead: see :meth:`SequenceDataset._session_steps`.
@@ -115,6 +117,17 @@ class SequenceDataset(SequentialDataset):
         self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, max_len)
         return LeanWindows(samples.flat, torch.as_tensor(window_first, dtype=torch.int64),
                            torch.as_tensor(window_last - window_first + 1, dtype=torch.int64), max_len,
+                           self.item_list_length_field, self.config["LIST_SUFFIX"], self.iid_field, self.target_field)
+
+    def held_out_runs(self, samples):
+        """Each run of the samples' targets (a held-out session) as one window of its own length, its
+        inputs every event before each target: scored in one pass, the hidden state carried through
+        the whole session however long (:class:`~recbole_ext.data.lean.LeanWindows` padded per batch)."""
+        first, last = target_runs(samples)
+        self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION,
+                                self.max_item_list_len)
+        return LeanWindows(samples.flat, torch.as_tensor(first, dtype=torch.int64),
+                           torch.as_tensor(last - first + 1, dtype=torch.int64), None,
                            self.item_list_length_field, self.config["LIST_SUFFIX"], self.iid_field, self.target_field)
 
     def n_training_targets(self):

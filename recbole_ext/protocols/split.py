@@ -7,15 +7,18 @@ leave-one-out. Sample j of a user predicts the item at position j + 1 of the use
 * ``user_split``: users shuffled with ``seed``; ``test_users`` then ``val_users`` of them are held
   out. Training: every sample of the other users (plus, with ``extended_train``, the samples of a
   held-out user whose target lies in its input part). A held-out user of n items is split at
-  s = ⌊n·input_fraction⌋ (kept in 1..n−1): one case, the sample predicting position s (its list: the
-  last ``MAX_ITEM_LIST_LENGTH`` input items), whose goal is the sequence from s on; with
-  ``eval_all_prefixes`` one case per sample, each with the rest of the sequence as goal.
+  s = ⌊n·input_fraction⌋ (kept in 1..n−1): one case, the sample predicting position s, whose goal
+  is the sequence from s on; with ``eval_all_prefixes`` one case per sample, each with the rest of
+  the sequence as goal. A plugin RNN's case lists every input item (its state carried through the
+  whole input); RecBole's models read their window, the last ``MAX_ITEM_LIST_LENGTH`` input items.
 * ``session_split``: sessions ordered by their last event; those ending in the last ``test_days``
   days of the log are test, the ``valid_days`` before that validation, the rest training. Held-out
   events whose item is in no training session are dropped *before* the samples are made (so the
   prefixes are the filtered ones), then held-out sessions shorter than 2. Every sample of a
   held-out session is a case. A plugin RNN dataset (:class:`~recbole_ext.data.sequence.SequenceDataset`)
-  turns each held-out session into its windows, which the model scores in one pass.
+  turns each held-out session into one window of its own length, which the model scores in one
+  pass, its state carried through the whole session (RecBole's models: one prefix sample per
+  case, reading the last ``MAX_ITEM_LIST_LENGTH`` events).
 
 An evaluation split carries a :class:`HeldOutCases` as ``held_out``; the dataloader hooks in
 :mod:`recbole_ext.protocols.evaluation` read it.
@@ -184,6 +187,8 @@ def build_held_out(dataset, settings, roles, unranked=None):
         evaluation = {}
         for role, (rows, held_out, goal_lengths) in split.items():
             cases = take(inter, rows)
+            if isinstance(dataset, SequenceDataset):
+                cases = cases.whole_prefixes()  # a plugin RNN reads the whole input part
             cases.update(Interaction({GOAL_LENGTH_FIELD: torch.as_tensor(goal_lengths, dtype=torch.int64)}))
             evaluation[role] = _with_cases(dataset.copy(cases), held_out)
     for role, key in ((VALID, "valid"), (TEST, "test")):
@@ -199,7 +204,7 @@ def _session_cases(dataset, rows, unranked):
     cases = take(dataset.inter_feat, rows)
     one_pass = isinstance(dataset, SequenceDataset)
     if one_pass and len(cases):
-        cases = dataset._sequence_windows(cases)
+        cases = dataset.held_out_runs(cases)
     return _with_cases(dataset.copy(cases), HeldOutCases(unranked=unranked, one_pass=one_pass))
 
 
