@@ -12,6 +12,7 @@ import pytest
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
+from recbole.data.dataloader import TrainDataLoader
 from recbole.data.dataset import SequentialDataset
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.quick_start import load_data_and_model, run_recbole
@@ -174,15 +175,16 @@ def test_user_split_shuffles_users_by_seed(users_data):
 
 
 # Sessions (items in time order, times in seconds). The log ends at 3 days: test sessions end in
-# [2 d, 3 d], validation sessions in [1 d, 2 d), training sessions before.
+# [2 d, 3 d]; before them the last event is s3's at 1 d + 230 s, so validation sessions end in
+# [230 s, 1 d + 230 s], training sessions before.
 SESSIONS = [
     ("s1", [1, 2, 3], 0),  # training
-    ("s2", [2, 3, 4], 100),  # training: training items are 1 2 3 4
-    ("s3", [1, 9, 2, 3], DAY + 10),  # validation; 9 is in no training session: 1 2 3 remain
-    ("s4", [3, 9, 4, 2], 3 * DAY - 30),  # test; filtered to 3 4 2
+    ("s2", [2, 3, 4], 100),  # training: training items are 1 2 3 4 (ends at 120 s)
+    ("s3", [1, 8, 2, 3], DAY + 200),  # validation; 8 is in no training session: 1 2 3 remain
+    ("s4", [3, 9, 4, 2], 3 * DAY - 30),  # test; 9 is in no training or validation session: 3 4 2
     ("s5", [9, 2], 2 * DAY + 50),  # test; filtered to 2: shorter than 2, dropped
 ]
-# Stub ranking 9 1 2 3 4; 9 never occurs in training, so it is ranked last: R = 1 2 3 4.
+# Stub ranking 9 1 2 3 4; 8 and 9 never occur in training, so they are ranked last: R = 1 2 3 4.
 EXPECTED_SESSIONS = {
     # cases (1 → 2), (1 2 → 3): ranks 2 and 3
     "valid": {"recall@2": 1 / 2, "mrr@2": (1 / 2) / 2, "recall@4": 1, "mrr@4": (1 / 2 + 1 / 3) / 2},
@@ -287,13 +289,14 @@ def test_run_recbole_user_split_and_checkpoint(tiny_config):
     assert trainer.evaluate(test_data, load_best_model=False) == pytest.approx(test)
 
 
-def test_run_recbole_session_split(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"final_train_on_valid": True, "train_mode": "session", "epochs": 2}])
+def test_run_recbole_session_split(tmp_path, options):
     data = session_dataset(tmp_path / "gen", n_sessions=300)
     result = run_recbole(model="DwellGRU4Rec", dataset=data["dataset"], config_dict={
         **data, "eval_protocol": "session_split", "test_days": 5, "valid_days": 5, "epochs": 1,
         "metrics": ["Recall", "MRR"], "topk": [20], "valid_metric": "MRR@20", "state": "ERROR",
         "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"), "embedding_size": 16,
-        "hidden_size": 16})
+        "hidden_size": 16, **options})
     assert set(result["test_result"]) == {"recall@20", "mrr@20"}
     assert 0 < result["test_result"]["mrr@20"] <= result["test_result"]["recall@20"]
 
@@ -425,7 +428,7 @@ def evaluate_counting(config, train_data, eval_data):
 
 
 # Items are the positions 1 … 8 of a training session, so a held-out event at position p is item p.
-COUNTING_SESSIONS = [("t", list(range(1, 9)), 0), ("v", [1, 2, 3], DAY + 10), ("x", [1, 2, 3, 4, 5, 6], 3 * DAY - 60)]
+COUNTING_SESSIONS = [("t", list(range(1, 9)), 0), ("v", [1, 2, 3], 1.5 * DAY), ("x", [1, 2, 3, 4, 5, 6], 3 * DAY - 60)]
 
 
 @pytest.mark.parametrize("model,expected", [
@@ -492,3 +495,96 @@ def test_held_out_users_score_alike_for_any_max_item_list_length(tiny_config):
     assert short_test._dataset.inter_feat["item_length"].min() > 5  # inputs of 10 items and more
     assert short == pytest.approx(long)
     assert short["recall@10"] > 0
+
+
+# ------------------------------------------------------------- session_split as GRU4Rec splits
+# GRU4Rec's preprocess.py: test = sessions ending in the log's last day (T = 10 d: from 9 d on);
+# validation = of the others, those ending in the last day before *their* last event (d's, at
+# 8.5 d + 10 s): from 7.5 d + 10 s on, so c too (counted back from the test's start, 8 d, c would be
+# training); validation keeps training items (1 2 3 4), the test training and validation items (5 too).
+GRU4REC_SESSIONS = [
+    ("a", [1, 2, 3], 0), ("b", [2, 3, 4], 3 * DAY),  # training
+    ("c", [1, 5, 2], 7.8 * DAY), ("d", [4, 3], 8.5 * DAY),  # validation: c -> 1 2 (5 is validation-only)
+    ("x", [5, 2, 6, 3], 10 * DAY - 30),  # test -> 5 2 3 (6 occurs only in test sessions)
+    ("y", [6, 1], 9.5 * DAY),  # test -> 1: dropped
+]
+
+
+@pytest.fixture
+def gru4rec_sessions(tmp_path):
+    rows = [(session, item, start + 10 * k) for session, items, start in GRU4REC_SESSIONS for k, item in enumerate(items)]
+    return write_inter(tmp_path / "data", "sessions", rows, "session_id:token\titem_id:token\ttimestamp:float")
+
+
+def _sessions_of(data):
+    dataset = data._dataset
+    uids = dataset.inter_feat[dataset.uid_field]
+    return sorted(set(dataset.field2id_token[dataset.uid_field][uids.numpy()].tolist()))
+
+
+@pytest.mark.parametrize("model", ["GRU4Rec", "RNNCCE"])
+@pytest.mark.parametrize("final,expected_test", [
+    # the scoring model trained on a, b only: 5 and 6 ranked last, R = 3 2 1 4: 2 at rank 2, 3 at 1
+    (False, {"recall@2": 1.0, "mrr@2": (1 / 2 + 1) / 2, "recall@4": 1.0, "mrr@4": (1 / 2 + 1) / 2}),
+    # trained on a b c d (final_train_on_valid): only 6 ranked last, R = 5 3 2 1: 2 at rank 3, 3 at 2
+    (True, {"recall@2": 1 / 2, "mrr@2": (1 / 2) / 2, "recall@4": 1.0, "mrr@4": (1 / 3 + 1 / 2) / 2}),
+])
+def test_session_split_follows_gru4rec(gru4rec_sessions, model, final, expected_test):
+    config, train, valid, test = prepared(model, session_settings(
+        gru4rec_sessions, train_mode="prefix", final_train_on_valid=final))
+    assert _sessions_of(train) == ["a", "b"] and _sessions_of(valid) == ["c", "d"] and _sessions_of(test) == ["x"]
+    assert written_sequences(test)[-1] == [5, 2, 3]
+    ranking = [6, 5, 3, 2, 1, 4]
+    # validation cases 1 -> 2 (rank 2), 4 -> 3 (rank 1) with 5 and 6 ranked last
+    assert evaluate_stub(config, train, valid, ranking) == pytest.approx(
+        {"recall@2": 1.0, "mrr@2": 0.75, "recall@4": 1.0, "mrr@4": 0.75})
+    assert evaluate_stub(config, train, test, ranking) == pytest.approx(expected_test, abs=1e-4)
+    final_split = getattr(train._dataset, "final_train", None)
+    assert (final_split is not None) is final
+    if final:
+        # every event of a b c d, c's 5 included: 2 + 2 + 2 + 1 targets
+        assert _sessions_of_dataset(final_split) == ["a", "b", "c", "d"]
+        assert len(final_split.inter_feat) == 7
+
+
+def _sessions_of_dataset(dataset):
+    uids = dataset.inter_feat[dataset.uid_field]
+    return sorted(set(dataset.field2id_token[dataset.uid_field][uids.numpy()].tolist()))
+
+
+def test_final_train_on_valid_tests_a_model_trained_on_train_and_validation(tmp_path):
+    data = session_dataset(tmp_path / "gen", n_sessions=300)
+    config_dict = {**data, "eval_protocol": "session_split", "seed": 5, "state": "ERROR", "test_days": 5,
+                   "valid_days": 5, "metrics": ["Recall", "MRR"], "topk": [20], "valid_metric": "MRR@20",
+                   "epochs": 5, "stopping_step": 10, "show_progress": False, "embedding_size": 16,
+                   "hidden_size": 16, "learning_rate": 0.1, "checkpoint_dir": str(tmp_path / "saved"),
+                   "final_train_on_valid": True}
+    config, train, valid, test = prepared("RNNCCE", config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    trainer = Trainer(config, get_model("RNNCCE")(config, train._dataset))
+    scores = []
+    best_score, _ = trainer.fit(train, valid, saved=True, callback_fn=lambda epoch, score: scores.append(score))
+    # the selection fit as RecBole's: 5 validations, the best returned; the final fit as long as the
+    # last epoch with the best score (RecBole's early stopping keeps the later of equal scores) —
+    # here the 4th (MRR@20 0.1787, then 0.1746)
+    assert len(scores) == 5 and best_score == max(scores)
+    assert trainer.final_fit_epochs == max(e for e, score in enumerate(scores) if score == best_score) + 1
+    assert trainer.final_fit_epochs < 5
+    tested = trainer.evaluate(test, load_best_model=True)
+    # the same by hand: a fresh model (same seed) on every event of the training and validation
+    # sessions, trained that many epochs without validation
+    final = train._dataset.final_train
+    assert final.n_training_targets() > train._dataset.n_training_targets()
+    loader = TrainDataLoader(config, final, None, shuffle=config["shuffle"])
+    init_seed(config["seed"], config["reproducibility"])
+    by_hand = Trainer(config, get_model("RNNCCE")(config, final))
+    by_hand.epochs = trainer.final_fit_epochs
+    by_hand.fit(loader, None, saved=False)
+    assert tested == pytest.approx(by_hand.evaluate(test, load_best_model=False))
+    assert tested["recall@20"] > 0
+
+
+def test_final_train_on_valid_needs_session_split(users_data):
+    with pytest.raises(ConfigError, match="^final_train_on_valid: True retrains .* needs eval_protocol: session_split"):
+        run_recbole(model="RNNCCE", dataset="users", config_dict=settings(
+            users_data, "users", eval_protocol="user_split", final_train_on_valid=True))

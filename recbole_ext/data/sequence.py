@@ -35,6 +35,7 @@ from recbole.utils import FeatureSource, FeatureType
 from recbole_ext import keys, settings
 from recbole_ext.data.lean import LeanSamples, LeanWindows
 from recbole_ext.errors import ConfigError
+from recbole_ext.protocols import final_fit
 
 # train_mode: session — fields of the training split besides the item (and time) list fields
 SESSION_RESET_FIELD = "session_reset"  # [blocks, steps, rows] True where a row starts a new sequence
@@ -68,6 +69,9 @@ class SequenceDataset(SequentialDataset):
             train = datasets[0]
             steps = self._session_steps if run.train_mode == "session" else self._sequence_windows
             datasets[0] = train.copy(steps(train.inter_feat))
+            final = final_fit.final_split(train)  # final_train_on_valid's split: cut the same way
+            if final is not None:
+                final_fit.attach(datasets[0], final.copy(steps(final.inter_feat)))
         return datasets
 
     def list_fields(self, samples):

@@ -74,6 +74,7 @@ MANIFEST = {
     "trainer": (
         "recbole.trainer.trainer.Trainer.__init__",
         "recbole.trainer.trainer.Trainer._save_checkpoint",
+        "recbole.trainer.trainer.Trainer.fit",
         "recbole.trainer.trainer.amp",
     ),
     "evaluator": (
