@@ -326,6 +326,11 @@ def sliced_batches(data, step, shuffle, generator, batch_device=None):
             # shuffled window batch is gathered into ordinary memory and copied synchronously)
             batch = {name: values.to(batch_device, non_blocking=True) for name, values in batch.items()}
         yield Interaction(batch)
+    if shuffle and not isinstance(data, Interaction) and isinstance(data.inter_feat, LeanSamples):
+        # at the end of an epoch torch's RandomSampler draws one more permutation (its empty
+        # `num_samples % n` tail): drawn here too, lean prefix samples shuffle as RecBole's own in
+        # every later epoch as well (windows and steps have no RecBole loader to follow)
+        torch.randperm(len(data), generator=generator)
 
 
 def _expand(mask, like):
