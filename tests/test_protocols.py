@@ -20,6 +20,7 @@ from recbole.trainer import Trainer
 from recbole.utils import InputType, get_model, init_seed
 from torch import nn
 
+from recbole_ext.data import popularity
 from recbole_ext.data.sequence import target_list_field
 from recbole_ext.errors import ConfigError
 from tests.session_data import session_dataset
@@ -539,12 +540,20 @@ def test_session_split_follows_gru4rec(gru4rec_sessions, model, final, expected_
     assert evaluate_stub(config, train, valid, ranking) == pytest.approx(
         {"recall@2": 1.0, "mrr@2": 0.75, "recall@4": 1.0, "mrr@4": 0.75})
     assert evaluate_stub(config, train, test, ranking) == pytest.approx(expected_test, abs=1e-4)
+    # popularity: every item of the training sessions a (1 2 3) and b (2 3 4), first items included
+    assert _item_counts(train._dataset) == {1: 1, 2: 2, 3: 2, 4: 1}
     final_split = getattr(train._dataset, "final_train", None)
     assert (final_split is not None) is final
     if final:
         # every event of a b c d, c's 5 included: 2 + 2 + 2 + 1 targets
         assert _sessions_of_dataset(final_split) == ["a", "b", "c", "d"]
         assert len(final_split.inter_feat) == 7
+        assert _item_counts(final_split) == {1: 2, 2: 3, 3: 3, 4: 2, 5: 1}
+
+
+def _item_counts(dataset):
+    tokens = dataset.field2id_token[dataset.iid_field]
+    return {int(tokens[item]): count for item, count in popularity.of(dataset).items()}
 
 
 def _sessions_of_dataset(dataset):
