@@ -133,8 +133,11 @@ class TracedBatches:
 # ------------------------------------------------------------------ the split, for the official
 def session_split_events(inter_file):
     """(training events, test events) of the log as ``session_split`` with 1 test and 1 validation
-    day makes them, in the official's columns (``SessionId``, ``ItemId``, ``Time``), sorted by session
-    and time; and the fingerprint of the training targets."""
+    day makes them (GRU4Rec's rules: the validation day counted back from the last event before the
+    test sessions, the test events kept whose item a training or validation session holds), in the
+    official's columns (``SessionId``, ``ItemId``, ``Time``), sorted by session and time; and the
+    fingerprint of the training targets. (The official, given the training sessions' item map,
+    drops the test events whose item only validation sessions hold; ours ranks them last.)"""
     import pandas as pd
 
     frame = pd.read_csv(inter_file, sep="\t", engine="c", dtype={"session_id:token": np.int64,
@@ -142,11 +145,12 @@ def session_split_events(inter_file):
     frame.columns = ["SessionId", "ItemId", "Time"]
     frame.sort_values(["SessionId", "Time"], kind="stable", inplace=True)
     end = frame.groupby("SessionId")["Time"].transform("max").to_numpy()
-    test_start = float(frame["Time"].max()) - SECONDS_PER_DAY
-    valid_start = test_start - SECONDS_PER_DAY
-    train = frame[end < valid_start]
-    test = frame[end >= test_start]
-    test = test[test["ItemId"].isin(np.unique(train["ItemId"].to_numpy()))]
+    is_test = end >= float(frame["Time"].max()) - SECONDS_PER_DAY
+    before_test = frame[~is_test]
+    valid_start = float(before_test["Time"].max()) - SECONDS_PER_DAY
+    train = before_test[end[~is_test] < valid_start]
+    test = frame[is_test]
+    test = test[test["ItemId"].isin(np.unique(before_test["ItemId"].to_numpy()))]
     test = test[test.groupby("SessionId")["SessionId"].transform("size") >= 2]
     sessions = train["SessionId"].to_numpy()
     first, _ = user_spans(sessions)

@@ -14,7 +14,9 @@ top-k list and G the row's positive items:
 * ``CorrectItemCoverage@k``: number of distinct items recommended correctly at least once (the
   seed's ``item_coverage``; RecBole's ``ItemCoverage`` is the catalogue share of recommended items).
 * ``BlockbusterShare@k``: share of hits that are among the ⌊n_items/100⌋ most popular training
-  items (ties broken by item id); lower is better. 0 when there is no hit.
+  items (ties broken by item id); lower is better. 0 when there is no hit. Popularity counts every
+  item of the training sequences, first items included, held-out users' never
+  (:mod:`recbole_ext.data.popularity`), as the seed counts its ``train_set_triplets``.
 
 A row may carry its goal's length in ``goal_length`` (``user_split``): RecBole's Recall and NDCG then
 divide by |G| counting repeated goal items, as the seed's evaluation does (hits count distinct items).
@@ -25,6 +27,8 @@ import torch
 from recbole.evaluator import register
 from recbole.evaluator.base_metric import AbstractMetric, TopkMetric
 from recbole.utils import EvaluatorType
+
+from recbole_ext.data import popularity
 
 
 GOAL_LENGTH_FIELD = "goal_length"
@@ -118,6 +122,15 @@ def register_metrics():
         register.metric_types[name] = metric.metric_type
         if metric.smaller and name not in register.smaller_metrics:
             register.smaller_metrics.append(name)
+
+
+def collect_training_item_counts(collector, train_data):
+    """After RecBole's ``Collector.data_collect``: where the training split keeps the counts of every
+    item of its sequences (:mod:`recbole_ext.data.popularity`), ``data.count_items`` is those, not
+    RecBole's ``item_counter`` (how often each item is a training target)."""
+    counts = popularity.of(train_data._dataset)
+    if counts is not None and collector.register.need("data.count_items"):
+        collector.data_struct.set("data.count_items", counts)
 
 
 def collect_next_item_hits_and_goal_lengths(collector, scores_tensor, interaction, positive_u, positive_i):

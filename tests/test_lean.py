@@ -61,9 +61,10 @@ def test_lean_batches_are_recbole_s_augmented_batches(tiny_config, model, settin
         everything = np.arange(len(recbole_split._dataset))
         assert len(our_split._dataset) == len(everything) > 0
         _assert_equal_batches(our_split._dataset[everything], recbole_split._dataset[everything])
-    # the training loader draws the same batches from the same seed
+    # the training loader draws the same batches from the same seed, in the first epoch and the next
     batches = list(zip(ours[0], recbole[0]))
     assert len(batches) == len(recbole[0]) > 1
+    batches += list(zip(ours[0], recbole[0]))
     for our_batch, recbole_batch in batches:
         _assert_equal_batches(our_batch, recbole_batch)
     first = batches[0][0]

@@ -7,8 +7,12 @@ import torch
 from recbole.config import Config
 from recbole.evaluator.collector import DataStruct
 
+from recbole.trainer import Trainer
+
 from recbole_ext.metrics import BlockbusterShare, CorrectItemCoverage, SPS, UserCoverage, blockbusters
 from tests.conftest import quick_test
+from tests.test_protocols import FixedRanking, evaluate_stub, held_out_user, prepared, write_inter
+from tests.test_protocols import settings as protocol_settings
 
 
 class Settings(dict):
@@ -76,3 +80,64 @@ def test_a_run_reports_the_seed_metrics(tiny_config, train_mode):
     hits = round(test["hit@20"] * 60)  # 60 users in the tiny slice
     assert test["correctitemcoverage@20"] <= hits and 0.0 <= test["blockbustershare@20"] <= 1.0
     assert test["averagepopularity@10"] > 0  # RecBole's own popularity metric works again (compat)
+
+
+# ------------------------------------------------- popularity: every item of the training sequences
+# 200 items, so the ⌊200/100⌋ = 2 most frequent training items are the blockbusters. Leave-one-out
+# keeps each user's last two items out (valid, test); the training sequences are the rest:
+#   u1: 1 2 3 | 4 1     u2: 1 2 | 4 1     u3: 1 3 | 4 3     u4: 6 7 … 200 | 4 5
+# Every training item: 1 ×3 (three first items), 2 ×2, 3 ×2, 6 … 200 once -> blockbusters {1, 2}
+# (2 before 3: the smaller id). Training targets alone (RecBole's item_counter) never see a first
+# item: 2 ×2, 3 ×2, 7 … 200 once -> {2, 3}.
+POPULARITY_USERS = {"u1": [1, 2, 3, 4, 1], "u2": [1, 2, 4, 1], "u3": [1, 3, 4, 3], "u4": [*range(6, 201), 4, 5]}
+
+
+@pytest.fixture
+def popularity_data(tmp_path):
+    rows = [(user, item, 1000 * k + position)
+            for k, (user, items) in enumerate(POPULARITY_USERS.items()) for position, item in enumerate(items)]
+    return write_inter(tmp_path / "data", "pop", rows)
+
+
+def _counted(data, train):
+    """{item token: count} of what the collector hands the popularity metrics."""
+    config = train._dataset.config
+    tokens = train._dataset.field2id_token[train._dataset.iid_field]
+    trainer = Trainer(config, FixedRanking(config, train._dataset))
+    trainer.eval_collector.data_collect(train)
+    counts = trainer.eval_collector.data_struct.get("data.count_items")
+    return {int(tokens[item]): count for item, count in counts.items()}
+
+
+@pytest.mark.parametrize("model,options", [("GRU4Rec", {}), ("RNNCCE", {"train_mode": "sequence"}),
+                                           ("GRU4Rec", {"lean_sequences": True})])
+def test_blockbusters_count_first_items_under_leave_one_out(popularity_data, model, options):
+    config, train, _, test = prepared(model, protocol_settings(
+        popularity_data, "pop", metrics=["BlockbusterShare", "Hit"], valid_metric="Hit@3", **options))
+    counts = _counted(test, train)
+    assert {item: counts[item] for item in (1, 2, 3, 6, 7)} == {1: 3, 2: 2, 3: 2, 6: 1, 7: 1}
+    assert 4 not in counts and 5 not in counts  # valid and test targets are not training items
+    # top 3 of the stub: 1 2 3. Test targets 1 1 3 5: hits 1, 1, 3 (u4's 5 misses); blockbusters
+    # {1, 2}: 2 of the 3 hits (RecBole's counts: {2, 3}, 1 of 3)
+    result = evaluate_stub(config, train, test, range(1, 201))
+    assert result["hit@3"] == pytest.approx(3 / 4)
+    assert result["blockbustershare@3"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_blockbusters_never_count_held_out_users(popularity_data):
+    # seed 7 holds out u1 (test) and u3 (valid): the training users are u2 and u4, every item of
+    # theirs counted (their last items too: a training user's whole sequence is trained on).
+    # extended_train adds u1's and u3's input parts (1 2, 1) to training, never to the counts.
+    config, train, valid, test = prepared("RNNCCE", protocol_settings(
+        popularity_data, "pop", eval_protocol="user_split", val_users=1, test_users=1, seed=7,
+        extended_train=True, metrics=["BlockbusterShare", "Recall"], valid_metric="Recall@3"))
+    assert (held_out_user(test), held_out_user(valid)) == ("u1", "u3")
+    counts = _counted(test, train)
+    # u2: 1 2 4 1, u4: 6 … 200 4 5 -> 1 ×2, 4 ×2, then 2, 5, 6 … 200 once: blockbusters {1, 4}
+    assert {item: counts[item] for item in (1, 2, 4, 5, 6)} == {1: 2, 2: 1, 4: 2, 5: 1, 6: 1}
+    assert 3 not in counts  # only the held-out users have item 3 (u1's goal, u3's trained input)
+    # u1 = 1 2 3 4 1: input 1 2, goal 3 4 1; the stub's top 3 is 1 2 3: hits {3, 1}; blockbusters
+    # {1, 4}: 1 of the 2 hits (counting training targets, extended rows included, gives {2, 4}: 0)
+    result = evaluate_stub(config, train, test, range(1, 201))
+    assert result["recall@3"] == pytest.approx(2 / 3, abs=1e-4)
+    assert result["blockbustershare@3"] == pytest.approx(1 / 2)

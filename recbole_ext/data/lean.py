@@ -57,7 +57,9 @@ class LeanSamples(Interaction):
     augmented ``Interaction`` gives (the uid, every field at the target, ``<field>_list`` with up to
     ``max_len`` earlier events of the sequence, oldest first, zero-padded on the right, and
     ``item_length``); only the rows are stored. :meth:`subset` keeps a subset lean (a split);
-    ``extra`` holds per-sample fields added later (``goal_length``).
+    ``extra`` holds per-sample fields added later (``goal_length``). With ``max_len`` None a sample's
+    lists hold every earlier event of its sequence, padded to the longest of its batch
+    (:meth:`whole_prefixes`: held-out cases a plugin RNN reads whole).
     """
 
     def __init__(self, flat, rows, max_len, length_field, list_suffix, extra=None):
@@ -101,6 +103,10 @@ class LeanSamples(Interaction):
         extra = {name: values[index] for name, values in self.extra.items()}
         return LeanSamples(self.flat, self.rows[index], self.max_len, self.length_field, self.list_suffix, extra)
 
+    def whole_prefixes(self):
+        """These samples with lists holding every earlier event of the sequence, however many."""
+        return LeanSamples(self.flat, self.rows, None, self.length_field, self.list_suffix, dict(self.extra))
+
     def update(self, new_inter):
         """Add per-sample fields (``new_inter``: an Interaction of this split's length)."""
         for name in new_inter.columns:
@@ -112,7 +118,7 @@ class LeanSamples(Interaction):
     def first_rows(self):
         """The flat row of each sample's list's first event (the row of its target when the list is empty)."""
         start = self.flat.sequence_start[self.flat.fields[self.flat.uid_field][self.rows].long()]
-        return torch.maximum(start, self.rows - self.max_len)
+        return start if self.max_len is None else torch.maximum(start, self.rows - self.max_len)
 
     def batch(self, index):
         """The samples at ``index`` as RecBole's augmented ``Interaction``."""
@@ -136,12 +142,12 @@ class LeanSamples(Interaction):
     def _gather(self, rows):
         flat = self.flat
         start = flat.sequence_start[flat.fields[flat.uid_field][rows].long()]
-        first = torch.maximum(start, rows - self.max_len)
+        first = start if self.max_len is None else torch.maximum(start, rows - self.max_len)
         lengths = rows - first
         data = {self.length_field: lengths}
         for field in flat.fields:
             data[field] = flat.column(field, rows)
-        data.update(gather_lists(flat, first, lengths, self.max_len, self.list_suffix))
+        data.update(gather_lists(flat, first, lengths, _width(self.max_len, lengths), self.list_suffix))
         return data
 
     def _whole_column(self, field):
@@ -161,7 +167,8 @@ class LeanWindows(Interaction):
     """Whole-sequence windows (``train_mode: sequence``, held-out sessions scored in one pass) as the
     flat row of each window's first target and its length: a window's inputs are the events before
     its targets, ``<field>_list`` for each field, its targets ``target_field``, padded to
-    ``max_len`` when its batch is taken. ``windows[field]`` gives a whole column, ``windows[index]`` a batch."""
+    ``max_len`` when its batch is taken (``max_len`` None: to the longest window of the batch, for
+    windows of any length). ``windows[field]`` gives a whole column, ``windows[index]`` a batch."""
 
     def __init__(self, flat, first, lengths, max_len, length_field, list_suffix, item_field, target_field):
         self.flat = flat
@@ -216,11 +223,19 @@ class LeanWindows(Interaction):
     def _gather(self, first, lengths):
         flat = self.flat
         data = {flat.uid_field: flat.column(flat.uid_field, first), self.length_field: lengths}
-        inputs = gather_lists(flat, first - 1, lengths, self.max_len, self.list_suffix)
+        width = _width(self.max_len, lengths)
+        inputs = gather_lists(flat, first - 1, lengths, width, self.list_suffix)
         data.update(inputs)
-        targets = gather_lists(flat, first, lengths, self.max_len, self.list_suffix, fields=[self.item_field])
+        targets = gather_lists(flat, first, lengths, width, self.list_suffix, fields=[self.item_field])
         data[self.target_field] = targets[self.item_field + self.list_suffix]
         return data
+
+
+def _width(max_len, lengths):
+    """The list width of a batch: ``max_len``, or with None its longest list."""
+    if max_len is not None:
+        return max_len
+    return int(lengths.max()) if len(lengths) else 0
 
 
 def gather_lists(flat, first, lengths, max_len, list_suffix, fields=None):

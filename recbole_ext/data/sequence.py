@@ -6,7 +6,9 @@ position k of a sequence is the state the prefix of length k would give. :class:
 keeps RecBole's whole pipeline (filters, remapping, augmentation, leave-one-out split) and only
 rewrites the *training* split: each user's training prefixes become the user's sequence, cut into
 windows of at most ``MAX_ITEM_LIST_LENGTH`` targets, with the next item as target at every position.
-Validation and test data stay RecBole's prefix samples.
+Validation and test data stay RecBole's prefix samples under leave-one-out; under the held-out
+protocols a held-out session is one window of its own length and a held-out user's case lists its
+whole input (:meth:`SequenceDataset.held_out_runs`, :mod:`recbole_ext.protocols.split`).
 
 ``train_mode: session`` (GRU4Rec's session-parallel mini-batches) rewrites the training split into
 step tensors instead: see :meth:`SequenceDataset._session_steps`.
@@ -33,6 +35,7 @@ from recbole.utils import FeatureSource, FeatureType
 from recbole_ext import keys, settings
 from recbole_ext.data.lean import LeanSamples, LeanWindows
 from recbole_ext.errors import ConfigError
+from recbole_ext.protocols import final_fit
 
 # train_mode: session — fields of the training split besides the item (and time) list fields
 SESSION_RESET_FIELD = "session_reset"  # [blocks, steps, rows] True where a row starts a new sequence
@@ -66,6 +69,9 @@ class SequenceDataset(SequentialDataset):
             train = datasets[0]
             steps = self._session_steps if run.train_mode == "session" else self._sequence_windows
             datasets[0] = train.copy(steps(train.inter_feat))
+            final = final_fit.final_split(train)  # final_train_on_valid's split: cut the same way
+            if final is not None:
+                final_fit.attach(datasets[0], final.copy(steps(final.inter_feat)))
         return datasets
 
     def list_fields(self, samples):
@@ -89,7 +95,8 @@ class SequenceDataset(SequentialDataset):
 
     def counter(self, field):
         """RecBole's per-token counts; for the item field of a window or step split, counts of its
-        targets (RecBole's popularity metrics read this from the training split)."""
+        targets. (The popularity metrics read the counts of every item of the training sequences,
+        kept on the training split: :mod:`recbole_ext.data.popularity`.)"""
         if field == self.iid_field and self.target_field in self.inter_feat:
             return Counter(self._targets().numpy())
         return super().counter(field)
@@ -114,6 +121,17 @@ class SequenceDataset(SequentialDataset):
         self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, max_len)
         return LeanWindows(samples.flat, torch.as_tensor(window_first, dtype=torch.int64),
                            torch.as_tensor(window_last - window_first + 1, dtype=torch.int64), max_len,
+                           self.item_list_length_field, self.config["LIST_SUFFIX"], self.iid_field, self.target_field)
+
+    def held_out_runs(self, samples):
+        """Each run of the samples' targets (a held-out session) as one window of its own length, its
+        inputs every event before each target: scored in one pass, the hidden state carried through
+        the whole session however long (:class:`~recbole_ext.data.lean.LeanWindows` padded per batch)."""
+        first, last = target_runs(samples)
+        self.set_field_property(self.target_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION,
+                                self.max_item_list_len)
+        return LeanWindows(samples.flat, torch.as_tensor(first, dtype=torch.int64),
+                           torch.as_tensor(last - first + 1, dtype=torch.int64), None,
                            self.item_list_length_field, self.config["LIST_SUFFIX"], self.iid_field, self.target_field)
 
     def n_training_targets(self):
@@ -308,6 +326,11 @@ def sliced_batches(data, step, shuffle, generator, batch_device=None):
             # shuffled window batch is gathered into ordinary memory and copied synchronously)
             batch = {name: values.to(batch_device, non_blocking=True) for name, values in batch.items()}
         yield Interaction(batch)
+    if shuffle and not isinstance(data, Interaction) and isinstance(data.inter_feat, LeanSamples):
+        # at the end of an epoch torch's RandomSampler draws one more permutation (its empty
+        # `num_samples % n` tail): drawn here too, lean prefix samples shuffle as RecBole's own in
+        # every later epoch as well (windows and steps have no RecBole loader to follow)
+        torch.randperm(len(data), generator=generator)
 
 
 def _expand(mask, like):

@@ -50,6 +50,8 @@ MANIFEST = {
         "recbole.data.dataset.dataset.Dataset._load_feat",
         "recbole.data.dataset.dataset.Dataset._filter_by_inter_num",
         "recbole.data.dataset.dataset.Dataset._load_inter_feat",
+        "recbole.data.dataset.dataset.Dataset._normalize",
+        "recbole.data.dataset.dataset.Dataset._remove_duplication",
         "recbole.data.dataset.sequential_dataset.SequentialDataset.data_augmentation",
         "recbole.data.dataset.dataset.Dataset._remap",
         "recbole.data.dataset.dataset.Dataset._fill_nan",
@@ -72,10 +74,12 @@ MANIFEST = {
     "trainer": (
         "recbole.trainer.trainer.Trainer.__init__",
         "recbole.trainer.trainer.Trainer._save_checkpoint",
+        "recbole.trainer.trainer.Trainer.fit",
         "recbole.trainer.trainer.amp",
     ),
     "evaluator": (
         "recbole.evaluator.collector.Collector.eval_batch_collect",
+        "recbole.evaluator.collector.Collector.data_collect",
         "recbole.evaluator.collector.Collector.get_data_struct",
         "recbole.evaluator.evaluator.Evaluator.evaluate",
     ),

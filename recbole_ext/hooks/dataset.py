@@ -8,7 +8,8 @@ download, the evaluation protocols' splits.
   with ``lean_sequences: True``.
 * ``SequentialDataset.build``: under ``user_split`` / ``session_split`` the protocol's own splits
   (:func:`recbole_ext.protocols.evaluation.build_splits`); ``Dataset.build`` refuses them for
-  non-sequential models.
+  non-sequential models. Under leave-one-out, the training split keeps the counts of every item of
+  its sequences for the popularity metrics (:mod:`recbole_ext.data.popularity`).
 * pandas 3 (copy-on-write; 2.2 warns): ``Series.agg(len)`` is one number, so ``_remap`` cannot split
   token_seq ids back; chained ``fillna(inplace=True)`` fills nothing, so ``_fill_nan`` fills by
   assignment and a missing token_seq/float_seq cell is read as empty (``pd``, the module's pandas:
@@ -16,6 +17,9 @@ download, the evaluation protocols' splits.
   ``_dataframe_to_interaction`` get their own memory.
 * ``Dataset._load_feat`` / ``_filter_by_inter_num`` / ``_remap``: a lean dataset's interaction file
   read with categorical tokens, counted and remapped on their codes (:mod:`recbole_ext.data.loading`).
+* ``Dataset._normalize`` / ``_remove_duplication``: a sequential dataset's interactions in (sequence,
+  raw time) order, equal times in file order, before RecBole normalises or converts the time field
+  (:mod:`recbole_ext.data.order`); ``rm_dup_inter``'s sort made stable.
 * ``Dataset._download``: RecBole's own download; offline or for a name RecBole cannot download, one
   :class:`DatasetNotFoundError` naming ``data_path`` and the files expected; no crash at the
   ``torch.distributed.barrier()`` it ends with in a single process.
@@ -34,7 +38,7 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_ext import settings
-from recbole_ext.data import checks, lean, loading
+from recbole_ext.data import checks, lean, loading, order, popularity
 from recbole_ext.errors import DatasetNotFoundError
 from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import evaluation as protocols
@@ -49,6 +53,7 @@ _CHAINED_INPLACE_FILL = (
 
 def install():
     _reading()
+    _order()
     _pandas3()
     _download()
     _splits()
@@ -83,6 +88,19 @@ def _reading():
         return recbole_data_augmentation(self)
 
 
+def _order():
+    @wrap(Dataset, "_normalize")
+    def _normalize(recbole_normalize, self):
+        if isinstance(self, SequentialDataset):
+            order.sort_by_raw_time(self)  # before the time field is scaled (and later made float32)
+        recbole_normalize(self)
+
+    def _remove_duplication(self):
+        order.remove_duplication(self)
+
+    replace(Dataset, "_remove_duplication", _remove_duplication, __name__)
+
+
 def _splits():
     @wrap(Dataset, "build")
     def build(recbole_build, self):
@@ -96,8 +114,12 @@ def _splits():
         if run.held_out:
             return protocols.build_splits(self, run.protocol)
         if lean.is_lean(self):
-            return checks.require_splits(self, lean.build_leave_one_out(self))
-        return recbole_sequential_build(self)  # its Dataset.build checks the splits
+            datasets = checks.require_splits(self, lean.build_leave_one_out(self))
+        else:
+            datasets = recbole_sequential_build(self)  # its Dataset.build checks the splits
+        # the popularity metrics count every item of the training sequences, first items included
+        popularity.attach(datasets[0], popularity.sequence_item_counts(self, datasets[0].inter_feat))
+        return datasets
 
 
 def _pandas3():

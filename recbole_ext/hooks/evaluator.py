@@ -4,6 +4,10 @@ collected data that is not a tensor.
 * ``Collector.eval_batch_collect``: after RecBole's collection, each row's next-item hits and goal
   lengths (:func:`recbole_ext.metrics.collect_next_item_hits_and_goal_lengths`), which SPS, Recall
   and NDCG read under ``user_split``.
+* ``Collector.data_collect``: ``data.count_items`` (BlockbusterShare, AveragePopularity,
+  TailPercentage) counts every item of the training sequences, first items included, where the
+  training split keeps such counts (:func:`recbole_ext.metrics.collect_training_item_counts`);
+  RecBole's counts only training targets.
 * ``Collector.get_data_struct``: RecBole calls ``.cpu()`` on every collected value, but
   ``data.num_items`` is an int and ``data.count_items`` a Counter: ItemCoverage, AveragePopularity,
   TailPercentage (and BlockbusterShare) raised AttributeError; those values are handed over as they
@@ -33,6 +37,11 @@ def install():
     def eval_batch_collect(recbole_collect, self, scores_tensor, interaction, positive_u, positive_i):
         recbole_collect(self, scores_tensor, interaction, positive_u, positive_i)
         metrics.collect_next_item_hits_and_goal_lengths(self, scores_tensor, interaction, positive_u, positive_i)
+
+    @wrap(Collector, "data_collect")
+    def data_collect(recbole_data_collect, self, train_data):
+        recbole_data_collect(self, train_data)
+        metrics.collect_training_item_counts(self, train_data)
 
     @wrap(Collector, "get_data_struct")
     def get_data_struct(recbole_get_data_struct, self):

@@ -7,6 +7,9 @@
 * ``Trainer._save_checkpoint``: written anew (:func:`recbole_ext.checkpoints.save_checkpoint`):
   protocol 2, a plain float score, no modules in ``other_parameter``, a staging file renamed into
   place. RecBole's wrote ``pickle_protocol=4``, which torch ≥ 2.6's weights-only loading cannot read.
+* ``Trainer.fit``: with ``final_train_on_valid`` (``session_split``), after RecBole's fit a fresh
+  model is trained on the training and validation sessions for the best epoch count, and that is
+  the model the test reads (:func:`recbole_ext.protocols.final_fit.fit`).
 * ``amp`` (the module's ``torch.cuda.amp``): torch 2.4 deprecated ``torch.cuda.amp.GradScaler``, so
   every RecBole training run warned (FutureWarning); ``torch.amp``'s, for CUDA, stand in.
 
@@ -23,6 +26,7 @@ from recbole.utils import set_color
 
 from recbole_ext import checkpoints
 from recbole_ext.hooks.replace import replace, wrap
+from recbole_ext.protocols import final_fit
 
 Trainer = trainer_module.Trainer
 _built_listeners = []
@@ -54,6 +58,12 @@ def install():
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
     replace(Trainer, "_save_checkpoint", _save_checkpoint, __name__)
+
+    @wrap(Trainer, "fit")
+    def fit(recbole_fit, self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
+            callback_fn=None):
+        return final_fit.fit(recbole_fit, self, train_data, valid_data, verbose=verbose, saved=saved,
+                             show_progress=show_progress, callback_fn=callback_fn)
 
     replace(trainer_module, "amp", types.SimpleNamespace(
         GradScaler=functools.partial(torch.amp.GradScaler, "cuda"),

@@ -2,8 +2,9 @@
 (:mod:`recbole_ext.hooks.dataset`, :mod:`recbole_ext.hooks.dataloader`):
 
 * :func:`build_splits`: under ``user_split`` / ``session_split`` the splits of
-  :mod:`recbole_ext.protocols.split` replace RecBole's leave-one-out; :func:`refuse_non_sequential`
-  refuses the protocols for non-sequential models.
+  :mod:`recbole_ext.protocols.split` replace RecBole's leave-one-out (with ``final_train_on_valid``
+  the training split carries the final fit's, :mod:`recbole_ext.protocols.final_fit`);
+  :func:`refuse_non_sequential` refuses the protocols for non-sequential models.
 * :func:`eval_batch_samples`: evaluation batches of at most ``eval_batch_size`` cases and
   ``eval_memory_mb`` of (case, item) tensors.
 * :func:`collate_held_out`: a split with ``held_out`` cases yields each
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from recbole_ext.data.sequence import target_list_field
 from recbole_ext.errors import ConfigError
-from recbole_ext.protocols import split
+from recbole_ext.protocols import final_fit, split
 from recbole_ext.protocols.settings import SESSION_SPLIT
 
 
@@ -43,14 +44,22 @@ def build_splits(dataset, settings):
             "allowed: use mode: full"
         )
     split.check_time_field(dataset, settings)
-    unranked = None
+    if settings.final_train_on_valid and not dataset.config["single_spec"]:
+        raise ConfigError("final_train_on_valid: True trains a second model in one process; it does not "
+                          "run distributed (nproc > 1): use one process, or final_train_on_valid: False")
+    unranked = final_events = None
     if settings.protocol == SESSION_SPLIT:
-        roles, keep, unranked = split.session_roles_and_filter(dataset, settings)
+        roles, keep, event_roles, unranked = split.session_roles_and_filter(dataset, settings)
+        if settings.final_train_on_valid:
+            final_events = split.final_training_events(dataset, event_roles)
         dataset.inter_feat = dataset.inter_feat[keep].reset_index(drop=True)
     dataset._change_feat_format()  # RecBole's augmentation: one sample per prefix
     if settings.protocol != SESSION_SPLIT:
         roles = split.user_roles(dataset, settings)
-    return split.build_held_out(dataset, settings, roles, unranked)
+    splits = split.build_held_out(dataset, settings, roles, unranked)
+    if final_events is not None:
+        final_fit.attach(splits[0], split.final_training_split(dataset, final_events))
+    return splits
 
 
 # Bytes per (case, item) cell a full-sort batch holds at once: the float32 scores, RecBole's int32

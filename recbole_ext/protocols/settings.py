@@ -22,6 +22,7 @@ DEFAULTS = {
     "exclude_seen": False,
     "test_days": 1,
     "valid_days": 1,
+    "final_train_on_valid": False,
 }
 
 
@@ -36,6 +37,7 @@ class ProtocolSettings:
     exclude_seen: bool
     test_days: float
     valid_days: float
+    final_train_on_valid: bool = False
 
     @property
     def held_out(self):
@@ -67,9 +69,14 @@ def read_settings(config):
             f"input_fraction: {fraction!r} is not allowed; use a number in (0, 1), the share of a "
             "held-out user's sequence read as input"
         )
-    for key in ("eval_all_prefixes", "extended_train", "exclude_seen"):
+    for key in ("eval_all_prefixes", "extended_train", "exclude_seen", "final_train_on_valid"):
         if not isinstance(values[key], bool):
             raise ConfigError(f"{key}: {values[key]!r} is not allowed; use true or false")
+    if values["final_train_on_valid"] and values["eval_protocol"] != SESSION_SPLIT:
+        raise ConfigError(
+            f"final_train_on_valid: True retrains on the training and validation sessions for the test "
+            f"(GRU4Rec's protocol) and needs eval_protocol: session_split, not {values['eval_protocol']}"
+        )
     for key in ("test_days", "valid_days"):
         days = values[key]
         if isinstance(days, bool) or not isinstance(days, (int, float)) or not days > 0:
@@ -84,6 +91,7 @@ def read_settings(config):
         exclude_seen=values["exclude_seen"],
         test_days=float(values["test_days"]),
         valid_days=float(values["valid_days"]),
+        final_train_on_valid=values["final_train_on_valid"],
     )
 
 

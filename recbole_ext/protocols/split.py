@@ -7,15 +7,22 @@ leave-one-out. Sample j of a user predicts the item at position j + 1 of the use
 * ``user_split``: users shuffled with ``seed``; ``test_users`` then ``val_users`` of them are held
   out. Training: every sample of the other users (plus, with ``extended_train``, the samples of a
   held-out user whose target lies in its input part). A held-out user of n items is split at
-  s = ⌊n·input_fraction⌋ (kept in 1..n−1): one case, the sample predicting position s (its list: the
-  last ``MAX_ITEM_LIST_LENGTH`` input items), whose goal is the sequence from s on; with
-  ``eval_all_prefixes`` one case per sample, each with the rest of the sequence as goal.
-* ``session_split``: sessions ordered by their last event; those ending in the last ``test_days``
-  days of the log are test, the ``valid_days`` before that validation, the rest training. Held-out
-  events whose item is in no training session are dropped *before* the samples are made (so the
-  prefixes are the filtered ones), then held-out sessions shorter than 2. Every sample of a
+  s = ⌊n·input_fraction⌋ (kept in 1..n−1): one case, the sample predicting position s, whose goal
+  is the sequence from s on; with ``eval_all_prefixes`` one case per sample, each with the rest of
+  the sequence as goal. A plugin RNN's case lists every input item (its state carried through the
+  whole input); RecBole's models read their window, the last ``MAX_ITEM_LIST_LENGTH`` input items.
+* ``session_split`` (GRU4Rec's ``preprocess.py``): sessions ending in the last ``test_days`` days
+  of the log are test; of the others, those ending in the last ``valid_days`` days before their own
+  last event are validation, the rest training. Held-out events whose item the scoring model never
+  trained on are dropped *before* the samples are made (so the prefixes are the filtered ones):
+  validation keeps the items of training sessions, the test those of training and validation
+  sessions; then held-out sessions shorter than 2 are dropped. With ``final_train_on_valid`` the
+  training split also carries the samples of every training and validation session, unfiltered
+  (:func:`final_training_split`, :mod:`recbole_ext.protocols.final_fit`). Every sample of a
   held-out session is a case. A plugin RNN dataset (:class:`~recbole_ext.data.sequence.SequenceDataset`)
-  turns each held-out session into its windows, which the model scores in one pass.
+  turns each held-out session into one window of its own length, which the model scores in one
+  pass, its state carried through the whole session (RecBole's models: one prefix sample per
+  case, reading the last ``MAX_ITEM_LIST_LENGTH`` events).
 
 An evaluation split carries a :class:`HeldOutCases` as ``held_out``; the dataloader hooks in
 :mod:`recbole_ext.protocols.evaluation` read it.
@@ -28,6 +35,7 @@ import torch
 
 from recbole.data.interaction import Interaction
 
+from recbole_ext.data import popularity
 from recbole_ext.data.lean import LeanSamples
 from recbole_ext.data.sequence import SequenceDataset, user_spans
 from recbole_ext.errors import ConfigError
@@ -69,29 +77,66 @@ def check_time_field(dataset, settings):
 
 
 def session_roles_and_filter(dataset, settings):
-    """On the raw interactions (a DataFrame): each session's role, indexed by session id, and the
-    held-out events kept (item seen in a training session; session still ≥ 2 events)."""
+    """On the raw interactions (a DataFrame), GRU4Rec's split (its ``examples/rsc15/preprocess.py``):
+    ``(session roles indexed by session id, the events kept, each event's role, {VALID: items ranked
+    last, TEST: …})``.
+
+    * test: sessions whose last event is at or after T − ``test_days`` days, T the log's last time;
+    * validation: of the sessions before (GRU4Rec's ``train_full``), those ending at or after
+      T′ − ``valid_days`` days, T′ their own last time; training (``train_tr``): the rest;
+    * kept: every training event, a validation event whose item is in a training session, a test
+      event whose item is in a training or validation session; then held-out sessions of 2 or more
+      kept events only;
+    * ranked last: items the model that scores the split never trained on — for validation, those of
+      no training session; for the test, those of no training or validation session with
+      ``final_train_on_valid`` (the test model trains on both), else of no training session.
+    """
     frame = dataset.inter_feat
     uid, iid, time = dataset.uid_field, dataset.iid_field, dataset.time_field
     session_end = frame.groupby(uid)[time].transform("max").to_numpy()
-    last = float(frame[time].max())
-    test_start = last - settings.test_days * SECONDS_PER_DAY
-    valid_start = test_start - settings.valid_days * SECONDS_PER_DAY
-    event_role = np.where(session_end >= test_start, TEST, np.where(session_end >= valid_start, VALID, TRAIN))
-    train_items = np.unique(frame[iid].to_numpy()[event_role == TRAIN])
+    times, items = frame[time].to_numpy(), frame[iid].to_numpy()
+    is_test = session_end >= float(times.max()) - settings.test_days * SECONDS_PER_DAY
+    if is_test.all():
+        raise ConfigError(_no_training_session(settings))
+    valid_start = float(times[~is_test].max()) - settings.valid_days * SECONDS_PER_DAY
+    event_role = np.where(is_test, TEST, np.where(session_end >= valid_start, VALID, TRAIN))
+    train_items = np.unique(items[event_role == TRAIN])
     if len(train_items) == 0:
-        raise ConfigError(
-            f"test_days: {settings.test_days} and valid_days: {settings.valid_days} leave no training "
-            "session (every session ends in the held-out days); lower them"
-        )
-    keep = (event_role == TRAIN) | np.isin(frame[iid].to_numpy(), train_items)
+        raise ConfigError(_no_training_session(settings))
+    pre_test_items = np.unique(items[event_role != TEST])
+    keep = (event_role == TRAIN) | np.where(event_role == VALID, np.isin(items, train_items),
+                                            np.isin(items, pre_test_items))
     kept_per_session = frame[uid][keep].value_counts()
     long_enough = frame[uid].map(kept_per_session).fillna(0).to_numpy() >= 2
     keep &= (event_role == TRAIN) | long_enough
     roles = np.full(dataset.user_num, -1, dtype=np.int64)
     roles[frame[uid].to_numpy()] = event_role
-    unranked = np.setdiff1d(np.arange(1, dataset.item_num), train_items)
-    return roles, keep, torch.as_tensor(unranked, dtype=torch.int64)
+    all_items = np.arange(1, dataset.item_num)
+    test_model_items = pre_test_items if settings.final_train_on_valid else train_items
+    unranked = {VALID: np.setdiff1d(all_items, train_items), TEST: np.setdiff1d(all_items, test_model_items)}
+    unranked = {role: torch.as_tensor(items, dtype=torch.int64) for role, items in unranked.items()}
+    return roles, keep, event_role, unranked
+
+
+def _no_training_session(settings):
+    return (f"test_days: {settings.test_days} and valid_days: {settings.valid_days} leave no training "
+            "session (every session ends in the held-out days); lower them")
+
+
+def final_training_events(dataset, event_role):
+    """The events of every training and validation session, unfiltered (GRU4Rec's ``train_full``), as
+    an ``Interaction``: taken before the held-out events are filtered, made a split by
+    :func:`final_training_split` once the dataset's features are converted."""
+    events = dataset.inter_feat[event_role != TEST]
+    return dataset._dataframe_to_interaction(events.reset_index(drop=True))
+
+
+def final_training_split(dataset, events):
+    """``final_train_on_valid``'s training split: the samples of ``events`` (RecBole's augmentation, or
+    lean samples), with its popularity counts (every item of those sessions)."""
+    final = dataset.copy(events)
+    final.data_augmentation()
+    return popularity.attach(final, popularity.sequence_item_counts(final, final.inter_feat))
 
 
 def user_roles(dataset, settings):
@@ -114,16 +159,18 @@ def user_roles(dataset, settings):
 
 
 def split_user_samples(dataset, roles, settings):
-    """``(train rows, {VALID: (case rows, HeldOutCases), TEST: …})`` for ``user_split``."""
+    """``(train rows, training users' rows, {VALID: (case rows, HeldOutCases, goal lengths), TEST: …})``
+    for ``user_split``; the train rows add the held-out input parts with ``extended_train``."""
     inter = dataset.inter_feat
     uids = inter[dataset.uid_field].numpy()
     targets = inter[dataset.iid_field].numpy()
     first_items = _first_items(dataset, inter)
-    train_rows, cases = [], {VALID: ([], [], []), TEST: ([], [], [])}
+    train_rows, counted_rows, cases = [], [], {VALID: ([], [], []), TEST: ([], [], [])}
     for start, end in zip(*user_spans(uids)):
         role = roles[uids[start]]
         if role == TRAIN:
             train_rows.append(np.arange(start, end))
+            counted_rows.append(train_rows[-1])
             continue
         sequence = np.r_[first_items[start], targets[start:end]]
         n = len(sequence)
@@ -137,6 +184,7 @@ def split_user_samples(dataset, roles, settings):
             goals.append(sequence[position:])
             seen.append(np.unique(sequence[:position]))
     train = np.concatenate(train_rows) if train_rows else np.array([], dtype=np.int64)
+    training_users = np.concatenate(counted_rows) if counted_rows else np.array([], dtype=np.int64)
     split = {}
     for role, (rows, goals, seen) in cases.items():
         held_out = HeldOutCases(
@@ -145,7 +193,7 @@ def split_user_samples(dataset, roles, settings):
             seen_offsets=_offsets(seen) if settings.exclude_seen else None,
         )
         split[role] = (np.array(rows, dtype=np.int64), held_out, np.array([len(g) for g in goals]))
-    return train, split
+    return train, training_users, split
 
 
 def _first_items(dataset, inter):
@@ -167,25 +215,30 @@ def _offsets(arrays):
 
 
 def build_held_out(dataset, settings, roles, unranked=None):
-    """The three splits of ``dataset`` (already augmented) as RecBole's ``build`` returns them."""
+    """The three splits of ``dataset`` (already augmented) as RecBole's ``build`` returns them;
+    ``unranked``: session_split's items ranked last, by role."""
     inter = dataset.inter_feat
     uids = inter[dataset.uid_field].numpy()
     sample_roles = roles[uids]
     if settings.protocol == SESSION_SPLIT:
-        train_rows = np.flatnonzero(sample_roles == TRAIN)
-        evaluation = {role: _session_cases(dataset, np.flatnonzero(sample_roles == role), unranked)
+        train_rows = counted_rows = np.flatnonzero(sample_roles == TRAIN)
+        evaluation = {role: _session_cases(dataset, np.flatnonzero(sample_roles == role), unranked[role])
                       for role in (VALID, TEST)}
     else:
-        train_rows, split = split_user_samples(dataset, roles, settings)
+        train_rows, counted_rows, split = split_user_samples(dataset, roles, settings)
         evaluation = {}
         for role, (rows, held_out, goal_lengths) in split.items():
             cases = take(inter, rows)
+            if isinstance(dataset, SequenceDataset):
+                cases = cases.whole_prefixes()  # a plugin RNN reads the whole input part
             cases.update(Interaction({GOAL_LENGTH_FIELD: torch.as_tensor(goal_lengths, dtype=torch.int64)}))
             evaluation[role] = _with_cases(dataset.copy(cases), held_out)
     for role, key in ((VALID, "valid"), (TEST, "test")):
         if len(evaluation[role].inter_feat) == 0:
             raise ConfigError(_empty_message(settings, key))
     train = dataset.copy(take(inter, train_rows))
+    # popularity (BlockbusterShare …): every item of the training sequences, never a held-out user's
+    popularity.attach(train, popularity.sequence_item_counts(dataset, inter, counted_rows))
     return [train, evaluation[VALID], evaluation[TEST]]
 
 
@@ -193,7 +246,7 @@ def _session_cases(dataset, rows, unranked):
     cases = take(dataset.inter_feat, rows)
     one_pass = isinstance(dataset, SequenceDataset)
     if one_pass and len(cases):
-        cases = dataset._sequence_windows(cases)
+        cases = dataset.held_out_runs(cases)
     return _with_cases(dataset.copy(cases), HeldOutCases(unranked=unranked, one_pass=one_pass))
 
 
