@@ -25,6 +25,10 @@ class ModelContractError(RecBoleExtError):
     """A plugin model class that does not declare what :func:`recbole_ext.register_model` needs."""
 
 
+class RecBoleExtWarning(UserWarning):
+    """Input that works, but not as it probably was meant: the message says what was done."""
+
+
 class DataError(ConfigError):
     """A dataset file or folder recbole-ext cannot use or write safely: the message names the path,
     and for a bad file the column and the first bad line. A ConfigError, so every script's bad-input

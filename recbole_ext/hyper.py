@@ -61,24 +61,39 @@ def parse_hyper_file(path):
     """``{name: (type, value)}`` from a RecBole hyper file; ``value`` is a list for ``choice`` and a
     tuple of numbers otherwise. Comments (``#``) and blank lines are allowed."""
     space = {}
-    with open(path, encoding="utf-8") as f:
-        for number, raw in enumerate(f, start=1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            where = f"{path}:{number}"
-            parts = line.split(None, 2)
-            if len(parts) != 3:
-                raise HyperFileError(f"{where}: {raw.strip()!r} is not a hyper line; use one of: {FORMS}")
-            name, kind, value = parts
-            if kind not in PARAM_TYPES:
-                raise HyperFileError(f"{where}: type {kind!r} is not allowed; use one of: {FORMS}")
-            if name in space:
-                raise HyperFileError(f"{where}: {name!r} is given twice")
-            space[name] = (kind, _parse_value(kind, value.replace(" ", ""), where))
+    for number, raw in enumerate(_hyper_lines(path), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{path}:{number}"
+        parts = line.split(None, 2)
+        if len(parts) != 3:
+            raise HyperFileError(f"{where}: {raw.strip()!r} is not a hyper line; use one of: {FORMS}")
+        name, kind, value = parts
+        if kind not in PARAM_TYPES:
+            raise HyperFileError(f"{where}: type {kind!r} is not allowed; use one of: {FORMS}")
+        if name in space:
+            raise HyperFileError(f"{where}: {name!r} is given twice")
+        space[name] = (kind, _parse_value(kind, value.replace(" ", ""), where))
     if not space:
         raise HyperFileError(f"{path}: no parameters; use one of: {FORMS}")
     return space
+
+
+def _hyper_lines(path):
+    """The lines of a hyper file, read as UTF-8; a file that cannot be read is one HyperFileError."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as error:
+        raise HyperFileError(f"{path}: cannot read the hyper file ({error.strerror or error})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise HyperFileError(f"{path}:{line}: bytes {raw[error.start:error.end]!r} are not UTF-8; save the hyper "
+                             "file as UTF-8") from None
+    return text.splitlines(keepends=True)
 
 
 def _parse_value(kind, value, where):
@@ -207,15 +222,36 @@ def save_settings(experiment_path, settings):
     _write_atomically(Path(experiment_path) / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
 
 
+SETTINGS_KEYS = ("model", "dataset", "config_files", "space", "overrides", "num_samples", "scheduler", "max_concurrent",
+                 "cpus_per_trial", "gpus_per_trial", "valid_metric", "bigger", "epochs")
+
+
 def load_settings(experiment_path):
+    """The settings :func:`save_settings` kept, or None when there are none; a file that is not
+    what it wrote is one ConfigError naming it."""
     path = Path(experiment_path) / SETTINGS_FILE
     if not path.is_file():
         return None
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    # JSON keeps tuples as lists: give the space back the form parse_hyper_file returns.
-    settings["space"] = {
-        name: (kind, value if kind == "choice" else tuple(value)) for name, (kind, value) in settings["space"].items()
-    }
+    damaged = f"--resume: {path} is damaged"
+    remedy = "; it is not what `hyper` wrote, so the search cannot be resumed (start a new one with another --name)"
+    try:
+        settings = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{damaged}: its bytes are not UTF-8{remedy}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{damaged}: not JSON ({error.msg}, line {error.lineno}){remedy}") from None
+    missing = [key for key in SETTINGS_KEYS if not isinstance(settings, dict) or key not in settings]
+    if missing:
+        raise ConfigError(f"{damaged}: it holds no {', '.join(map(repr, missing))}{remedy}")
+    try:
+        # JSON keeps tuples as lists: give the space back the form parse_hyper_file returns.
+        settings["space"] = {
+            name: (kind, value if kind == "choice" else tuple(value)) for name, (kind, value) in settings["space"].items()
+        }
+        if not all(kind in PARAM_TYPES for kind, _ in settings["space"].values()):
+            raise ValueError
+    except (AttributeError, TypeError, ValueError):
+        raise ConfigError(f"{damaged}: its 'space' is not a search space{remedy}") from None
     return settings
 
 
@@ -328,6 +364,9 @@ def parse_args(argv, prog="hyper"):
         if not arg.startswith("--") or "=" not in arg:
             parser.error(f"unrecognized argument {arg!r}; config overrides are --key=value")
     args.overrides = dict(arg[2:].split("=", 1) for arg in overrides)
+    for flag in ("model", "dataset", "name"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            parser.error(f"--{flag}: {getattr(args, flag)!r} is empty; give a name")
     for flag in ("num_samples", "max_concurrent", "num_cpus"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag}: {getattr(args, flag)} is not allowed; use a positive integer")
@@ -346,6 +385,8 @@ def new_settings(args):
     for path in [args.params_file, *config_files]:
         if not os.path.isfile(path):
             raise ConfigError(f"{path!r} is not a file")
+    for path in config_files:
+        cli.check_config_file(path)
     settings = {
         "model": args.model or "RNNCCE",
         "dataset": args.dataset or "ml-100k",

@@ -4,7 +4,8 @@
 
 The command takes the flags of RecBole's ``run_recbole.py``; any other ``--key=value`` overrides a
 config key (read as a literal, never evaluated). ``--folds=K`` (K >= 2) cross-validates a rating model
-(:func:`recbole_ext.cross_validation.cross_validate`) and prints each fold and mean ± std. It trains through RecBole's own ``run`` (so
+(:func:`recbole_ext.cross_validation.cross_validate`) and prints each fold and mean ± std (``--fold=F``
+too: fold F only). It trains through RecBole's own ``run`` (so
 ``--nproc`` works as in RecBole); searches and benchmarks run the same through
 :func:`recbole_ext.training.train_and_test`.
 """
@@ -17,8 +18,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", "-m", default="RNNCCE", help="model name (default: RNNCCE)")
-    parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name (default: ml-100k)")
+    parser.add_argument("--model", "-m", default=None, help="model name (default: RNNCCE)")
+    parser.add_argument("--dataset", "-d", default=None, help="dataset name (default: ml-100k)")
     parser.add_argument("--config_files", default=None, help="space-separated config files")
     parser.add_argument("--nproc", type=int, default=1, help="processes for distributed training")
     parser.add_argument("--ip", default="localhost", help="master address for distributed training")
@@ -42,6 +43,8 @@ def main(argv=None, prog="run"):
             raise RecBoleExtError(f"--nproc: {args.nproc} is not allowed; use an integer >= 1")
         overrides = cli.config_overrides(extra)
         config_files = cli.config_files(args.config_files)
+        args.model = cli.name("--model", args.model, "RNNCCE")
+        args.dataset = cli.name("--dataset", args.dataset, "ml-100k")
         if overrides.get("folds", 1) != 1:
             return _cross_validate(args, overrides, config_files, prog)
         with cli.without_command_line(), cli.one_line_warnings(prog), cli.console_log_held_until_training():
@@ -62,7 +65,9 @@ def _cross_validate(args, overrides, config_files, prog):
     from recbole_ext import cli, cross_validation
 
     folds = overrides.pop("folds")
+    fold = overrides.pop("fold", None)
     with cli.without_command_line(), cli.one_line_warnings(prog):
-        summary = cross_validation.cross_validate(args.model, args.dataset, folds, config_files, overrides)
+        summary = cross_validation.cross_validate(args.model, args.dataset, folds, config_files, overrides,
+                                                  only_fold=fold)
     print(cross_validation.format_summary(summary))
     return 0
