@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_ext import cli, registry
+from recbole_ext import cli, files, registry
 from recbole_ext.errors import ConfigError, RecBoleExtError
 from recbole_ext.keys import literal_value
 
@@ -230,18 +230,12 @@ def _decimals(records, metric):
 
 def write_outputs(records, rows, metrics, best, out_dir, columns=None):
     """results.csv, curves.csv, summary.{csv,md,tex} and (when any run reported a valid score) the
-    plots valid_vs_epoch.png and valid_vs_time.png, each written whole. ``columns`` picks and orders
+    plots valid_vs_epoch.png and valid_vs_time.png, each written whole (:mod:`recbole_ext.files`),
+    results.csv last. ``columns`` picks and orders
     the metrics of the markdown and LaTeX tables (summary.csv always holds every metric)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     valid_metrics = sorted({m for r in records for m in r["valid"]})
-    _write_csv(out / "results.csv",
-               ["label", "model", "seed", "status", "epochs", "seconds",
-                *[f"valid/{m}" for m in valid_metrics], *[f"test/{m}" for m in metrics], "error"],
-               [{"label": r["label"], "model": r["model"], "seed": r["seed"], "status": r["status"],
-                 "epochs": r["epochs"], "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}",
-                 "error": r["error"], **{f"valid/{k}": v for k, v in r["valid"].items()},
-                 **{f"test/{k}": v for k, v in r["test"].items()}} for r in records])
     _write_csv(out / "curves.csv", ["label", "seed", "epoch", "seconds", "valid_score"],
                [{"label": r["label"], "seed": r["seed"], "epoch": e, "seconds": f"{s:.2f}", "valid_score": v}
                 for r in records for e, s, v in r["curve"]])
@@ -258,6 +252,15 @@ def write_outputs(records, rows, metrics, best, out_dir, columns=None):
     _write_text(out / "summary.tex", tex)
     if any(r["curve"] for r in records):
         _plot(records, out)
+    # last: results.csv marks a finished benchmark (a later one into --out needs --overwrite), so a
+    # benchmark killed while writing its outputs can be run again as it was
+    _write_csv(out / "results.csv",
+               ["label", "model", "seed", "status", "epochs", "seconds",
+                *[f"valid/{m}" for m in valid_metrics], *[f"test/{m}" for m in metrics], "error"],
+               [{"label": r["label"], "model": r["model"], "seed": r["seed"], "status": r["status"],
+                 "epochs": r["epochs"], "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                 "error": r["error"], **{f"valid/{k}": v for k, v in r["valid"].items()},
+                 **{f"test/{k}": v for k, v in r["test"].items()}} for r in records])
 
 
 def _tables(records, rows, columns, best):
@@ -366,18 +369,14 @@ def _tex_escape(text):
 
 
 def _write_csv(path, columns, rows):
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with files.staged(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _write_text(path, text):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_text(path, text)
 
 
 def _plot(records, out):
@@ -402,10 +401,11 @@ def _plot(records, out):
         ax.set_ylabel("valid metric (config valid_metric)")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        tmp = out / f".{name}.tmp"
-        fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-        os.replace(tmp, out / name)
+        try:
+            with files.staged(out / name, "wb") as f:
+                fig.savefig(f, dpi=110, format="png")
+        finally:
+            plt.close(fig)
 
 
 # ---------------------------------------------------------------- the command
@@ -470,7 +470,10 @@ def _benchmark(args, extra, prog):
     from recbole.evaluator import smaller_metrics
 
     rows, metrics, best = summarize(records, baselines, smaller_metrics)
-    write_outputs(records, rows, metrics, best, args.out, columns)
+    try:
+        write_outputs(records, rows, metrics, best, args.out, columns)
+    except RecBoleExtError as error:
+        return cli.bad_input(prog, error)
     print(open(os.path.join(args.out, "summary.md"), encoding="utf-8").read())
     return 0 if any(r["status"] == "ok" for r in records) else 1
 

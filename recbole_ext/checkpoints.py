@@ -6,17 +6,20 @@ RecBole's ``pickle_protocol=4`` checkpoints: ``load_best_model``, ``resume_check
 ``load_data_and_model`` all failed. Checkpoints are written with protocol 2 (:func:`save_checkpoint`),
 modules already in the state dict are left out of ``other_parameter``, and RecBole's own types are
 allowlisted (:func:`allow_recbole_types`). Nothing is ever loaded with ``weights_only=False``.
+
+Every file is written to a staging file and renamed (:mod:`recbole_ext.files`), under a name no other
+run uses (:func:`unique_checkpoint_file`).
 """
 
 import importlib
 import os
 import pickle
-import tempfile
 import zipfile
 
 import torch
 import yaml
 
+from recbole_ext import files
 from recbole_ext.errors import CheckpointError
 
 # the weights-only unpickler rejects protocol 4 frames
@@ -36,12 +39,10 @@ def allow_model_class(model_class):
     torch.serialization.add_safe_globals([model_class])
 
 
-def save_checkpoint(trainer, epoch, saved_model_file):
+def checkpoint_state(trainer, epoch):
     """RecBole's checkpoint of ``trainer`` at ``epoch`` (``config``, ``epoch``, ``cur_step``,
-    ``best_valid_score``, ``state_dict``, ``other_parameter``, ``optimizer``), readable weights-only,
-    written to a temporary file beside ``saved_model_file`` and renamed over it: a killed run leaves
-    the previous checkpoint or the new one, never half of one."""
-    state = {
+    ``best_valid_score``, ``state_dict``, ``other_parameter``, ``optimizer``), readable weights-only."""
+    return {
         "config": trainer.config,
         "epoch": epoch,
         "cur_step": trainer.cur_step,
@@ -50,16 +51,38 @@ def save_checkpoint(trainer, epoch, saved_model_file):
         "other_parameter": weights_only_other_parameter(trainer.model),
         "optimizer": trainer.optimizer.state_dict(),
     }
-    folder = os.path.dirname(os.path.abspath(saved_model_file))
-    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(saved_model_file)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(state, f, pickle_protocol=CHECKPOINT_PICKLE_PROTOCOL)
-        os.replace(staging, saved_model_file)
-    except BaseException:
-        if os.path.exists(staging):
-            os.unlink(staging)
-        raise
+
+
+def write_checkpoint(state, path):
+    """``torch.save`` of ``state`` to ``path``, whole (:func:`recbole_ext.files.staged`): a killed run
+    leaves the previous file or the new one, never half of one; a failed write raises OutputError."""
+    with files.staged(path, "wb") as f:
+        torch.save(state, f, pickle_protocol=CHECKPOINT_PICKLE_PROTOCOL)
+
+
+def save_checkpoint(trainer, epoch, saved_model_file):
+    """RecBole's checkpoint of ``trainer`` at ``epoch`` (:func:`checkpoint_state`) to ``saved_model_file``."""
+    write_checkpoint(checkpoint_state(trainer, epoch), saved_model_file)
+
+
+# ---------------------------------------------------------------- names no other run uses
+
+_handed_out = set()
+
+
+def unique_checkpoint_file(saved_model_file):
+    """RecBole's checkpoint name (``MODEL-TIME.pth``, to the second) made unique: this process's id is
+    added, and a number if this process already named one in that second or the file exists. Two
+    runs started in the same second in the same ``checkpoint_dir`` would otherwise write, and test,
+    one file."""
+    stem, ext = os.path.splitext(str(saved_model_file))
+    stem = f"{stem}-{os.getpid()}"
+    candidate, number = stem + ext, 1
+    while candidate in _handed_out or os.path.lexists(candidate):
+        number += 1
+        candidate = f"{stem}-{number}{ext}"
+    _handed_out.add(candidate)
+    return candidate
 
 
 def weights_only_other_parameter(model):

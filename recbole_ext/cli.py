@@ -7,10 +7,11 @@ import logging
 import sys
 import warnings
 
-from recbole_ext.errors import ConfigError, RecBoleExtWarning
+from recbole_ext.errors import ConfigError, OutputError, RecBoleExtWarning
 from recbole_ext.keys import UnknownKeyWarning, literal_value
 
 EXIT_BAD_INPUT = 2
+EXIT_OUTPUT_FAILED = 1  # an output file could not be written (a full disk): not bad input
 
 
 def config_overrides(args):
@@ -75,10 +76,11 @@ def name(flag, value, default):
 
 
 def bad_input(prog, error):
-    """Print ``error`` as the one last line on stderr; returns the exit code for bad input."""
+    """Print ``error`` as the one last line on stderr; returns the exit code: 2 for bad input, 1 for
+    an output file that could not be written (:class:`OutputError`)."""
     sys.stdout.flush()
     print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
-    return EXIT_BAD_INPUT
+    return EXIT_OUTPUT_FAILED if isinstance(error, OutputError) else EXIT_BAD_INPUT
 
 
 @contextlib.contextmanager

@@ -28,10 +28,11 @@ import io
 import json
 import math
 import os
+import pickle
 import sys
 from pathlib import Path
 
-from recbole_ext import cli
+from recbole_ext import cli, files
 from recbole_ext.errors import ConfigError, RecBoleExtError
 from recbole_ext.keys import closest_key, literal_value
 
@@ -327,11 +328,8 @@ def write_tables(rows, prefix):
 
 
 def _write_atomically(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    # a staging file unique to this writer, renamed over path; a failed write leaves path as it was
+    files.write_text(path, text)
 
 
 # ---------------------------------------------------------------- the command
@@ -454,11 +452,23 @@ def build_tuner(args, settings, experiment, callbacks=()):
         ),
         {"cpu": settings["cpus_per_trial"], "gpu": settings["gpus_per_trial"]},
     )
-    if args.resume:
+    if args.resume and search_started(experiment):
         # Trials carry no Ray checkpoint: an interrupted trial starts again from its first epoch.
         # Ray restores the run config, callbacks included, from the experiment's tuner.pkl.
-        return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=args.retry_failed)
+        tuner_file = Path(experiment) / TUNER_FILE
+        if not tuner_file.is_file():
+            raise ConfigError(f"--resume: {tuner_file} is missing, and Ray restores a search from it; the search "
+                              "cannot be resumed (start a new one with another --name)")
+        try:
+            return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
+                                      resume_errored=False, restart_errored=args.retry_failed)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
+                ValueError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"--resume: {tuner_file} cannot be read ({type(error).__name__}: {reason}): Ray's "
+                              "record of the search is damaged, so it cannot be resumed (start a new one with another "
+                              "--name)") from None
+    # A new search, or one killed before Ray started it (run_hyper.json is written first): started now.
     space = settings["space"]
     grid = is_grid(space) and settings["num_samples"] is None
     scheduler = None
@@ -485,6 +495,32 @@ def build_tuner(args, settings, experiment, callbacks=()):
     )
 
 
+TUNER_FILE = "tuner.pkl"  # Ray's record of the search (Tuner.restore reads it)
+
+
+def search_started(experiment):
+    """Whether Ray started the search in ``experiment``: it keeps ``experiment_state-*.json`` there
+    once trials run. Before that (a search killed while starting) there is nothing to restore."""
+    return any(Path(experiment).glob("experiment_state-*.json"))
+
+
+def _only_leftovers(experiment):
+    """Whether ``experiment`` holds nothing but staging files of killed writers (a search killed
+    while writing run_hyper.json); they are removed then, and the folder if that empties it."""
+    folder = Path(experiment)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    entries = os.listdir(folder)
+    if not entries or any(files.writer_pid(entry) is None for entry in entries):
+        return False
+    files.remove_stale_staging(folder)
+    try:
+        folder.rmdir()
+    except OSError:
+        return False  # a writer is still running there
+    return True
+
+
 def main(argv=None, prog="hyper", callbacks=()):
     """The ``hyper`` command; returns the exit code (2 for bad input, with one line on stderr,
     130 when interrupted). ``callbacks`` are Ray Tune callbacks for a new search."""
@@ -495,11 +531,13 @@ def main(argv=None, prog="hyper", callbacks=()):
         if args.resume:
             settings = resumed_settings(args, experiment)
         else:
-            if os.path.exists(experiment):
+            if os.path.exists(experiment) and not _only_leftovers(experiment):
                 raise ConfigError(
                     f"experiment {experiment} exists; add --resume to continue it or choose another --name"
                 )
             settings = new_settings(args)
+            # first, so that a search killed at any point later can be resumed with --resume
+            save_settings(experiment, settings)
     except RecBoleExtError as error:
         return cli.bad_input(prog, error)
 
@@ -510,15 +548,19 @@ def main(argv=None, prog="hyper", callbacks=()):
         address = args.address or os.environ.get("RAY_ADDRESS")
         ray.init(address=address, num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     try:
-        tuner = build_tuner(args, settings, experiment, callbacks)
-        if not args.resume:
-            save_settings(experiment, settings)
+        try:
+            tuner = build_tuner(args, settings, experiment, callbacks)
+        except RecBoleExtError as error:
+            return cli.bad_input(prog, error)
         tuner.fit()
         rows = results_table(experiment, settings["space"], settings["bigger"])
     finally:
         if started_ray:
             ray.shutdown()
-    return report(rows, settings, args, experiment, prog)
+    try:
+        return report(rows, settings, args, experiment, prog)
+    except RecBoleExtError as error:
+        return cli.bad_input(prog, error)
 
 
 def report(rows, settings, args, experiment, prog="hyper"):

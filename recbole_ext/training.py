@@ -4,6 +4,7 @@ plus what they need beyond RecBole's result dict: each epoch's whole valid resul
 (:class:`recbole_ext.trainer.EpochRecords`; RecBole's ``fit`` callback does not pass them on)."""
 
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -12,7 +13,10 @@ from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
+from recbole_ext import files
 from recbole_ext.trainer import with_epoch_records
+
+TEMPORARY_CHECKPOINTS = "recbole-ext-run"
 
 
 @contextlib.contextmanager
@@ -22,7 +26,8 @@ def prepared_run(model, dataset, config_file_list=None, config_dict=None):
 
     Yields ``(config, trainer, (train_data, valid_data, test_data))``; ``trainer.model`` is the model.
     """
-    checkpoint_dir = tempfile.mkdtemp(prefix="recbole-ext-run-")
+    remove_stale_checkpoint_dirs()
+    checkpoint_dir = tempfile.mkdtemp(prefix=f"{TEMPORARY_CHECKPOINTS}-{os.getpid()}-")
     try:
         config = Config(model=model, dataset=dataset, config_file_list=config_file_list,
                         config_dict={**(config_dict or {}), "checkpoint_dir": checkpoint_dir})
@@ -35,6 +40,26 @@ def prepared_run(model, dataset, config_file_list=None, config_dict=None):
         yield config, trainer, (train_data, valid_data, test_data)
     finally:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def remove_stale_checkpoint_dirs():
+    """Remove the temporary checkpoint folders (:func:`prepared_run`) of runs that were killed: their
+    name holds their process id. Only the files a run writes there are removed, by name pattern."""
+    folder = tempfile.gettempdir()
+    prefix = f"{TEMPORARY_CHECKPOINTS}-"
+    for entry in os.listdir(folder):
+        pid = entry[len(prefix):].split("-", 1)[0] if entry.startswith(prefix) else ""
+        if not pid.isdigit() or files.process_is_running(int(pid)):
+            continue
+        path = os.path.join(folder, entry)
+        if not os.path.isdir(path) or os.path.islink(path):
+            continue
+        for name in os.listdir(path):
+            if name.endswith(".pth") or files.writer_pid(name) is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(path, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # left in place if anything else is inside
 
 
 def train_and_test(model, dataset, config_file_list=None, config_dict=None, on_epoch=None):
