@@ -291,3 +291,22 @@ def test_from_results_names_the_file_and_what_is_wrong(tmp_path, capsys, results
     assert capsys.readouterr().err.splitlines() == [f"benchmark: error: --from_results: {message.format(path=path)}"]
     assert not (tmp_path / "out").exists()
 
+
+def test_resume_refuses_a_best_checkpoint_and_flags_that_would_change_the_run(tiny_config, tmp_path, capsys):
+    from tests.conftest import quick_test
+
+    quick_test(tiny_config, model="RNNCCE", embedding_size=8, hidden_size=8,
+               load_col={"inter": ["user_id", "item_id", "timestamp"]})
+    (best,) = (tmp_path / "saved").glob("RNNCCE-*.pth")
+    assert run_main([f"--resume={best}"]) == EXIT_BAD_INPUT
+    resume_file = str(best).replace(".pth", ".resume.pth")
+    assert capsys.readouterr().err.splitlines() == [
+        f"run: error: --resume: {best} is a RecBole checkpoint without the state to continue training (RecBole saves "
+        "the best epoch's weights only, not its random states and early-stopping state); a run saves that state "
+        f"before every epoch after the first, as {resume_file.rsplit('/', 1)[1]}"]
+    assert run_main([f"--resume={best}", "--model=RNNCCE", "--epochs=3", "--nproc=2"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [
+        f"run: error: --resume continues the run saved in {best} with that run's config, in one process; drop "
+        "--epochs, --model, --nproc"]
+    assert run_main([f"--resume={tmp_path / 'nothing.pth'}"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [f"run: error: {tmp_path / 'nothing.pth'}: no such checkpoint file"]
