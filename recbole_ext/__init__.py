@@ -25,6 +25,7 @@ from recbole_ext.errors import (  # noqa: E402
     DataError,
     DatasetNotFoundError,
     ModelContractError,
+    OutputError,
     RecBoleExtError,
     UnknownModelError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "ModelContractError",
+    "OutputError",
     "RecBoleExtError",
     "UnknownModelError",
     "list_models",

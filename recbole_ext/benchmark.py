@@ -19,7 +19,9 @@ Each label is t-tested against its baseline label (one for all, or per label, se
 """
 
 import argparse
+import contextlib
 import csv
+import io
 import math
 import os
 import sys
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_ext import cli, registry
+from recbole_ext import cli, files, registry
 from recbole_ext.errors import ConfigError, RecBoleExtError
 from recbole_ext.keys import literal_value
 
@@ -228,18 +230,12 @@ def _decimals(records, metric):
 
 def write_outputs(records, rows, metrics, best, out_dir, columns=None):
     """results.csv, curves.csv, summary.{csv,md,tex} and (when any run reported a valid score) the
-    plots valid_vs_epoch.png and valid_vs_time.png, each written whole. ``columns`` picks and orders
+    plots valid_vs_epoch.png and valid_vs_time.png, each written whole (:mod:`recbole_ext.files`),
+    results.csv last. ``columns`` picks and orders
     the metrics of the markdown and LaTeX tables (summary.csv always holds every metric)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     valid_metrics = sorted({m for r in records for m in r["valid"]})
-    _write_csv(out / "results.csv",
-               ["label", "model", "seed", "status", "epochs", "seconds",
-                *[f"valid/{m}" for m in valid_metrics], *[f"test/{m}" for m in metrics], "error"],
-               [{"label": r["label"], "model": r["model"], "seed": r["seed"], "status": r["status"],
-                 "epochs": r["epochs"], "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}",
-                 "error": r["error"], **{f"valid/{k}": v for k, v in r["valid"].items()},
-                 **{f"test/{k}": v for k, v in r["test"].items()}} for r in records])
     _write_csv(out / "curves.csv", ["label", "seed", "epoch", "seconds", "valid_score"],
                [{"label": r["label"], "seed": r["seed"], "epoch": e, "seconds": f"{s:.2f}", "valid_score": v}
                 for r in records for e, s, v in r["curve"]])
@@ -256,6 +252,15 @@ def write_outputs(records, rows, metrics, best, out_dir, columns=None):
     _write_text(out / "summary.tex", tex)
     if any(r["curve"] for r in records):
         _plot(records, out)
+    # last: results.csv marks a finished benchmark (a later one into --out needs --overwrite), so a
+    # benchmark killed while writing its outputs can be run again as it was
+    _write_csv(out / "results.csv",
+               ["label", "model", "seed", "status", "epochs", "seconds",
+                *[f"valid/{m}" for m in valid_metrics], *[f"test/{m}" for m in metrics], "error"],
+               [{"label": r["label"], "model": r["model"], "seed": r["seed"], "status": r["status"],
+                 "epochs": r["epochs"], "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                 "error": r["error"], **{f"valid/{k}": v for k, v in r["valid"].items()},
+                 **{f"test/{k}": v for k, v in r["test"].items()}} for r in records])
 
 
 def _tables(records, rows, columns, best):
@@ -298,25 +303,58 @@ def read_results(path):
         path = path / "results.csv"
     if not path.is_file():
         raise ConfigError(f"--from_results: {str(path)!r} is not a results.csv written by benchmark.py")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
     curves = {}
     if (path.parent / "curves.csv").is_file():
-        with open(path.parent / "curves.csv", newline="", encoding="utf-8") as f:
-            for point in csv.DictReader(f):
+        for line, point in _csv_rows(path.parent / "curves.csv", CURVES_COLUMNS):
+            with _row_values(path.parent / "curves.csv", line):
                 curves.setdefault((point["label"], point["seed"]), []).append(
                     (int(point["epoch"]), float(point["seconds"]), float(point["valid_score"])))
     records = []
-    for row in rows:
-        records.append({
-            "label": row["label"], "model": row["model"], "seed": _seed(row["seed"]), "status": row["status"],
-            "error": row.get("error") or "", "epochs": int(row["epochs"] or 0),
-            "seconds": float(row["seconds"]) if row["seconds"] else None,
-            "valid": {k[6:]: float(v) for k, v in row.items() if k.startswith("valid/") and v != ""},
-            "test": {k[5:]: float(v) for k, v in row.items() if k.startswith("test/") and v != ""},
-            "curve": curves.get((row["label"], row["seed"]), []),
-        })
+    for line, row in _csv_rows(path, RESULTS_COLUMNS):
+        with _row_values(path, line):
+            records.append({
+                "label": row["label"], "model": row["model"], "seed": _seed(row["seed"]), "status": row["status"],
+                "error": row.get("error") or "", "epochs": int(row["epochs"] or 0),
+                "seconds": float(row["seconds"]) if row["seconds"] else None,
+                "valid": {k[6:]: float(v) for k, v in row.items() if k and k.startswith("valid/") and v},
+                "test": {k[5:]: float(v) for k, v in row.items() if k and k.startswith("test/") and v},
+                "curve": curves.get((row["label"], row["seed"]), []),
+            })
+    if not records:
+        raise ConfigError(f"--from_results: {path} holds no runs (a header only)")
     return records
+
+
+RESULTS_COLUMNS = ("label", "model", "seed", "status", "epochs", "seconds")
+CURVES_COLUMNS = ("label", "seed", "epoch", "seconds", "valid_score")
+
+
+def _csv_rows(path, required):
+    """``(line, row)`` of a CSV that benchmark.py wrote, checked: UTF-8, the ``required`` columns,
+    one value per column in each row; anything else is one ConfigError naming the file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--from_results: {path} is not UTF-8, so not a file benchmark.py wrote") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = reader.fieldnames or []
+    missing = [name for name in required if name not in columns]
+    if missing:
+        raise ConfigError(f"--from_results: {path} has no column {', '.join(map(repr, missing))} (its columns: "
+                          f"{columns}); give the results.csv (or its folder) that benchmark.py wrote")
+    for row in reader:
+        if None in row or None in row.values():
+            raise ConfigError(f"--from_results: {path}, line {reader.line_num}: the row does not hold one value for "
+                              f"each of the header's {len(columns)} columns")
+        yield reader.line_num, row
+
+
+@contextlib.contextmanager
+def _row_values(path, line):
+    try:
+        yield
+    except ValueError as error:
+        raise ConfigError(f"--from_results: {path}, line {line}: {error}; not a value benchmark.py writes") from None
 
 
 def _seed(text):
@@ -331,18 +369,14 @@ def _tex_escape(text):
 
 
 def _write_csv(path, columns, rows):
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with files.staged(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _write_text(path, text):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_text(path, text)
 
 
 def _plot(records, out):
@@ -367,10 +401,11 @@ def _plot(records, out):
         ax.set_ylabel("valid metric (config valid_metric)")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        tmp = out / f".{name}.tmp"
-        fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-        os.replace(tmp, out / name)
+        try:
+            with files.staged(out / name, "wb") as f:
+                fig.savefig(f, dpi=110, format="png")
+        finally:
+            plt.close(fig)
 
 
 # ---------------------------------------------------------------- the command
@@ -380,7 +415,7 @@ def main(argv=None, prog="benchmark"):
     """The ``benchmark`` command; returns the exit code (2 for bad input, with one line on stderr)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=None, help="comma-separated runs: Model or LABEL=Model:key=value")
-    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--dataset", "-d", default=None, help="dataset name (default: ml-100k)")
     parser.add_argument("--config_files", default=None, help="space-separated config files for every run")
     parser.add_argument("--seeds", default="3", help="a count N (seeds 2020..) or a comma-separated list")
     parser.add_argument("--baseline", default=None,
@@ -403,6 +438,7 @@ def _benchmark(args, extra, prog):
     try:
         if args.jobs < 1:
             raise ConfigError(f"--jobs: {args.jobs} is not allowed; use an integer >= 1")
+        args.dataset = cli.name("--dataset", args.dataset, "ml-100k")
         earlier = os.path.join(args.out, "results.csv")
         if os.path.exists(earlier) and not args.overwrite:
             raise ConfigError(f"--out: {earlier} holds an earlier benchmark's results; "
@@ -434,7 +470,10 @@ def _benchmark(args, extra, prog):
     from recbole.evaluator import smaller_metrics
 
     rows, metrics, best = summarize(records, baselines, smaller_metrics)
-    write_outputs(records, rows, metrics, best, args.out, columns)
+    try:
+        write_outputs(records, rows, metrics, best, args.out, columns)
+    except RecBoleExtError as error:
+        return cli.bad_input(prog, error)
     print(open(os.path.join(args.out, "summary.md"), encoding="utf-8").read())
     return 0 if any(r["status"] == "ok" for r in records) else 1
 
@@ -450,7 +489,26 @@ def _plan(args, extra):
     unknown = [model for model, _ in runs.values() if not registry.is_known_model(model)]
     if unknown:
         raise registry.unknown_model_error(unknown[0])
+    check_configs(runs, args.dataset, config_files, overrides)
     return runs, seeds, config_files, overrides
+
+
+def check_configs(runs, dataset, config_files=None, config_dict=None):
+    """Build each label's config once before any training: a value a run would refuse (e.g. ``fold``
+    outside ``folds``) is one error now instead of a failed run per seed. Warnings (unknown keys)
+    are left to the runs, which give them."""
+    import warnings
+
+    from recbole.config import Config
+
+    for label, (model, overrides) in runs.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                Config(model=model, dataset=dataset, config_file_list=config_files,
+                       config_dict={**(config_dict or {}), **overrides})
+            except RecBoleExtError as error:
+                raise type(error)(f"{label}: {error}" if len(runs) > 1 else str(error)) from None
 
 
 def _seeds(text):

@@ -6,17 +6,25 @@ RecBole's ``pickle_protocol=4`` checkpoints: ``load_best_model``, ``resume_check
 ``load_data_and_model`` all failed. Checkpoints are written with protocol 2 (:func:`save_checkpoint`),
 modules already in the state dict are left out of ``other_parameter``, and RecBole's own types are
 allowlisted (:func:`allow_recbole_types`). Nothing is ever loaded with ``weights_only=False``.
+
+Every file is written to a staging file and renamed (:mod:`recbole_ext.files`), under a name no other
+run uses (:func:`unique_checkpoint_file`). Besides RecBole's best-epoch checkpoint, a run of the
+``run`` command keeps the state to continue it after a kill (:func:`save_resume_state`,
+``NAME.resume.pth`` beside ``NAME.pth``): the last finished epoch's weights, optimizer, early-stopping
+state and random number generators, in a file that is itself a RecBole checkpoint.
 """
 
 import importlib
 import os
 import pickle
-import tempfile
+import random
 import zipfile
 
+import numpy as np
 import torch
 import yaml
 
+from recbole_ext import files
 from recbole_ext.errors import CheckpointError
 
 # the weights-only unpickler rejects protocol 4 frames
@@ -36,12 +44,10 @@ def allow_model_class(model_class):
     torch.serialization.add_safe_globals([model_class])
 
 
-def save_checkpoint(trainer, epoch, saved_model_file):
+def checkpoint_state(trainer, epoch):
     """RecBole's checkpoint of ``trainer`` at ``epoch`` (``config``, ``epoch``, ``cur_step``,
-    ``best_valid_score``, ``state_dict``, ``other_parameter``, ``optimizer``), readable weights-only,
-    written to a temporary file beside ``saved_model_file`` and renamed over it: a killed run leaves
-    the previous checkpoint or the new one, never half of one."""
-    state = {
+    ``best_valid_score``, ``state_dict``, ``other_parameter``, ``optimizer``), readable weights-only."""
+    return {
         "config": trainer.config,
         "epoch": epoch,
         "cur_step": trainer.cur_step,
@@ -50,16 +56,118 @@ def save_checkpoint(trainer, epoch, saved_model_file):
         "other_parameter": weights_only_other_parameter(trainer.model),
         "optimizer": trainer.optimizer.state_dict(),
     }
-    folder = os.path.dirname(os.path.abspath(saved_model_file))
-    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(saved_model_file)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(state, f, pickle_protocol=CHECKPOINT_PICKLE_PROTOCOL)
-        os.replace(staging, saved_model_file)
-    except BaseException:
-        if os.path.exists(staging):
-            os.unlink(staging)
-        raise
+
+
+def write_checkpoint(state, path):
+    """``torch.save`` of ``state`` to ``path``, whole (:func:`recbole_ext.files.staged`): a killed run
+    leaves the previous file or the new one, never half of one; a failed write raises OutputError."""
+    with files.staged(path, "wb") as f:
+        torch.save(state, f, pickle_protocol=CHECKPOINT_PICKLE_PROTOCOL)
+
+
+def save_checkpoint(trainer, epoch, saved_model_file):
+    """RecBole's checkpoint of ``trainer`` at ``epoch`` (:func:`checkpoint_state`) to ``saved_model_file``."""
+    write_checkpoint(checkpoint_state(trainer, epoch), saved_model_file)
+
+
+# ---------------------------------------------------------------- names no other run uses
+
+RESUME_SUFFIX = ".resume.pth"
+_handed_out = set()
+
+
+def resume_file_of(saved_model_file):
+    """``saved/NAME.resume.pth`` for RecBole's checkpoint ``saved/NAME.pth``."""
+    stem, _ = os.path.splitext(str(saved_model_file))
+    return stem + RESUME_SUFFIX
+
+
+def unique_checkpoint_file(saved_model_file):
+    """RecBole's checkpoint name (``MODEL-TIME.pth``, to the second) made unique: this process's id is
+    added, and a number if this process already named one in that second or the file exists. Two
+    runs started in the same second in the same ``checkpoint_dir`` would otherwise write, and test,
+    one file."""
+    stem, ext = os.path.splitext(str(saved_model_file))
+    stem = f"{stem}-{os.getpid()}"
+    candidate, number = stem + ext, 1
+    while candidate in _handed_out or os.path.lexists(candidate) or os.path.lexists(resume_file_of(candidate)):
+        number += 1
+        candidate = f"{stem}-{number}{ext}"
+    _handed_out.add(candidate)
+    return candidate
+
+
+# ---------------------------------------------------------------- the state to continue a run
+
+RESUME_KEY = "resume"
+RESUME_VERSION = 1
+
+
+def random_state(train_data=None):
+    """The states of every random number generator a RecBole training epoch draws from: Python's,
+    numpy's, torch's (CPU and each CUDA device) and the training loader's own ``torch.Generator``
+    (its shuffling), as tensors, numbers and tuples (readable weights-only)."""
+    name, keys, position, has_gauss, cached_gauss = np.random.get_state(legacy=True)
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached_gauss)),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    generator = getattr(train_data, "generator", None)
+    if isinstance(generator, torch.Generator):
+        state["loader"] = generator.get_state()
+    return state
+
+
+def set_random_state(state, train_data=None):
+    """Put back what :func:`random_state` saved."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached_gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator = getattr(train_data, "generator", None)
+    if "loader" in state and isinstance(generator, torch.Generator):
+        generator.set_state(state["loader"])
+
+
+def save_resume_state(trainer, finished_epoch, resume_file, train_data):
+    """Write the state to continue ``trainer``'s run after ``finished_epoch`` (taken just before the
+    next epoch starts): RecBole's checkpoint of the current weights and optimizer plus the
+    early-stopping state, the loss history, the best checkpoint's path and the random states."""
+    state = checkpoint_state(trainer, finished_epoch)
+    best = trainer.best_valid_result
+    state[RESUME_KEY] = {
+        "version": RESUME_VERSION,
+        "best_valid_result": None if best is None else {str(k): float(v) for k, v in dict(best).items()},
+        "train_loss_dict": {int(k): (tuple(map(float, v)) if isinstance(v, tuple) else float(v))
+                            for k, v in trainer.train_loss_dict.items()},
+        "saved_model_file": str(trainer.saved_model_file),
+        "random_state": random_state(train_data),
+    }
+    write_checkpoint(state, resume_file)
+
+
+def load_resume_state(resume_file):
+    """The state :func:`save_resume_state` wrote, loaded weights-only on the CPU; a
+    :class:`CheckpointError` says what is wrong with any other file."""
+    resume_file = str(resume_file)
+    allow_checkpoint_model_class(resume_file)
+    check_checkpoint(resume_file)
+    state = torch.load(resume_file, weights_only=True, map_location="cpu")
+    resume = state.get(RESUME_KEY)
+    if not isinstance(resume, dict) or resume.get("version") != RESUME_VERSION:
+        beside = resume_file_of(resume_file)
+        hint = (f"; pass {beside}, the last epoch's state written beside it" if os.path.isfile(beside)
+                else f"; a run saves that state before every epoch after the first, as {os.path.basename(beside)}")
+        raise CheckpointError(
+            f"--resume: {resume_file} is a RecBole checkpoint without the state to continue training "
+            f"(RecBole saves the best epoch's weights only, not its random states and early-stopping state){hint}"
+        )
+    return state
 
 
 def weights_only_other_parameter(model):

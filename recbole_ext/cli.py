@@ -7,10 +7,11 @@ import logging
 import sys
 import warnings
 
-from recbole_ext.errors import ConfigError
+from recbole_ext.errors import ConfigError, OutputError, RecBoleExtWarning
 from recbole_ext.keys import UnknownKeyWarning, literal_value
 
 EXIT_BAD_INPUT = 2
+EXIT_OUTPUT_FAILED = 1  # an output file could not be written (a full disk): not bad input
 
 
 def config_overrides(args):
@@ -26,22 +27,60 @@ def config_overrides(args):
     return overrides
 
 
-def config_files(text):
-    """``--config_files`` (space-separated) as a list of existing files, or None."""
-    import os
-
+def config_files(text, flag="--config_files"):
+    """``--config_files`` (space-separated) as a list of existing files, or None; each must be UTF-8
+    YAML holding a mapping of keys (:func:`check_config_file`)."""
     files = text.split() if text else []
     for path in files:
-        if not os.path.isfile(path):
-            raise ConfigError(f"--config_files: {path!r} is not a file")
+        check_config_file(path, flag)
     return files or None
 
 
+def check_config_file(path, flag="--config_files"):
+    """Raise :class:`ConfigError` naming ``path`` unless it is a file of UTF-8 YAML holding a mapping
+    (what RecBole's ``Config`` reads it as; its own errors name no file)."""
+    import os
+
+    import yaml
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"{flag}: {path!r} is not a file")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ConfigError(f"{flag}: {path}, line {line}: bytes {raw[error.start:error.end]!r} are not UTF-8; "
+                          "save the file as UTF-8") from None
+    try:
+        loaded = yaml.load(text, Loader=yaml.FullLoader)  # RecBole's own loader reads it the same way
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{flag}: {path}{where}: not YAML ({problem}); write one 'key: value' per line") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{flag}: {path} holds a YAML {type(loaded).__name__}, not keys; write one 'key: value' "
+                          "per line")
+
+
+def name(flag, value, default):
+    """A ``--model`` or ``--dataset`` value: ``default`` when not given; an empty one is refused (RecBole
+    would look for a dataset folder or model class named '')."""
+    if value is None:
+        return default
+    if not value.strip():
+        raise ConfigError(f"{flag}: {value!r} is empty; give a name (default: {default})")
+    return value
+
+
 def bad_input(prog, error):
-    """Print ``error`` as the one last line on stderr; returns the exit code for bad input."""
+    """Print ``error`` as the one last line on stderr; returns the exit code: 2 for bad input, 1 for
+    an output file that could not be written (:class:`OutputError`)."""
     sys.stdout.flush()
     print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
-    return EXIT_BAD_INPUT
+    return EXIT_OUTPUT_FAILED if isinstance(error, OutputError) else EXIT_BAD_INPUT
 
 
 @contextlib.contextmanager
@@ -59,11 +98,12 @@ def without_command_line():
 
 @contextlib.contextmanager
 def one_line_warnings(prog):
-    """Show recbole-ext's config warnings as ``PROG: warning: ...`` lines."""
+    """Show recbole-ext's warnings (unknown keys, data dropped or used unusually) as
+    ``PROG: warning: ...`` lines."""
     recbole_showwarning = warnings.showwarning
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, UnknownKeyWarning):
+        if issubclass(category, (UnknownKeyWarning, RecBoleExtWarning)):
             print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
         else:
             recbole_showwarning(message, category, filename, lineno, file, line)

@@ -15,13 +15,15 @@ import time
 import numpy as np
 from recbole.utils import get_model
 
+from recbole_ext.data.rating_dataset import check_fold
 from recbole_ext.errors import ConfigError
 from recbole_ext.model.rating import RatingRecommender
 from recbole_ext.training import prepared_run
 
 
-def cross_validate(model, dataset, folds=5, config_file_list=None, config_dict=None, on_fold=None):
-    """Train and test ``model`` on each of ``folds`` folds of ``dataset``.
+def cross_validate(model, dataset, folds=5, config_file_list=None, config_dict=None, on_fold=None, only_fold=None):
+    """Train and test ``model`` on each of ``folds`` folds of ``dataset`` (on fold ``only_fold`` alone,
+    if given: an integer in [0, folds - 1]).
 
     ``on_fold(result)`` is called after every fold. Returns ``{"folds": [result, ...], "summary":
     {metric: (mean, std)}}``; a fold's result holds ``fold``, ``test_result``, ``rounded_test_result``,
@@ -35,8 +37,10 @@ def cross_validate(model, dataset, folds=5, config_file_list=None, config_dict=N
         )
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(f"folds: {folds!r} is not allowed; use an integer >= 2 for cross-validation")
+    if only_fold is not None:
+        check_fold(folds, only_fold)
     results = []
-    for fold in range(folds):
+    for fold in range(folds) if only_fold is None else [only_fold]:
         fold_dict = {**(config_dict or {}), "folds": folds, "fold": fold}
         result = train_fold(model, dataset, config_file_list, fold_dict)
         results.append(result)

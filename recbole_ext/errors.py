@@ -25,6 +25,16 @@ class ModelContractError(RecBoleExtError):
     """A plugin model class that does not declare what :func:`recbole_ext.register_model` needs."""
 
 
+class OutputError(RecBoleExtError, OSError):
+    """An output file that could not be written whole (a full disk, a file size limit, a missing
+    permission): the message names the file; the earlier file, if any, is kept as it was. Also an
+    OSError, as the failed write was."""
+
+
+class RecBoleExtWarning(UserWarning):
+    """Input that works, but not as it probably was meant: the message says what was done."""
+
+
 class DataError(ConfigError):
     """A dataset file or folder recbole-ext cannot use or write safely: the message names the path,
     and for a bad file the column and the first bad line. A ConfigError, so every script's bad-input

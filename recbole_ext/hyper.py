@@ -28,10 +28,11 @@ import io
 import json
 import math
 import os
+import pickle
 import sys
 from pathlib import Path
 
-from recbole_ext import cli
+from recbole_ext import cli, files
 from recbole_ext.errors import ConfigError, RecBoleExtError
 from recbole_ext.keys import closest_key, literal_value
 
@@ -61,24 +62,39 @@ def parse_hyper_file(path):
     """``{name: (type, value)}`` from a RecBole hyper file; ``value`` is a list for ``choice`` and a
     tuple of numbers otherwise. Comments (``#``) and blank lines are allowed."""
     space = {}
-    with open(path, encoding="utf-8") as f:
-        for number, raw in enumerate(f, start=1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            where = f"{path}:{number}"
-            parts = line.split(None, 2)
-            if len(parts) != 3:
-                raise HyperFileError(f"{where}: {raw.strip()!r} is not a hyper line; use one of: {FORMS}")
-            name, kind, value = parts
-            if kind not in PARAM_TYPES:
-                raise HyperFileError(f"{where}: type {kind!r} is not allowed; use one of: {FORMS}")
-            if name in space:
-                raise HyperFileError(f"{where}: {name!r} is given twice")
-            space[name] = (kind, _parse_value(kind, value.replace(" ", ""), where))
+    for number, raw in enumerate(_hyper_lines(path), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{path}:{number}"
+        parts = line.split(None, 2)
+        if len(parts) != 3:
+            raise HyperFileError(f"{where}: {raw.strip()!r} is not a hyper line; use one of: {FORMS}")
+        name, kind, value = parts
+        if kind not in PARAM_TYPES:
+            raise HyperFileError(f"{where}: type {kind!r} is not allowed; use one of: {FORMS}")
+        if name in space:
+            raise HyperFileError(f"{where}: {name!r} is given twice")
+        space[name] = (kind, _parse_value(kind, value.replace(" ", ""), where))
     if not space:
         raise HyperFileError(f"{path}: no parameters; use one of: {FORMS}")
     return space
+
+
+def _hyper_lines(path):
+    """The lines of a hyper file, read as UTF-8; a file that cannot be read is one HyperFileError."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as error:
+        raise HyperFileError(f"{path}: cannot read the hyper file ({error.strerror or error})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise HyperFileError(f"{path}:{line}: bytes {raw[error.start:error.end]!r} are not UTF-8; save the hyper "
+                             "file as UTF-8") from None
+    return text.splitlines(keepends=True)
 
 
 def _parse_value(kind, value, where):
@@ -207,15 +223,36 @@ def save_settings(experiment_path, settings):
     _write_atomically(Path(experiment_path) / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
 
 
+SETTINGS_KEYS = ("model", "dataset", "config_files", "space", "overrides", "num_samples", "scheduler", "max_concurrent",
+                 "cpus_per_trial", "gpus_per_trial", "valid_metric", "bigger", "epochs")
+
+
 def load_settings(experiment_path):
+    """The settings :func:`save_settings` kept, or None when there are none; a file that is not
+    what it wrote is one ConfigError naming it."""
     path = Path(experiment_path) / SETTINGS_FILE
     if not path.is_file():
         return None
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    # JSON keeps tuples as lists: give the space back the form parse_hyper_file returns.
-    settings["space"] = {
-        name: (kind, value if kind == "choice" else tuple(value)) for name, (kind, value) in settings["space"].items()
-    }
+    damaged = f"--resume: {path} is damaged"
+    remedy = "; it is not what `hyper` wrote, so the search cannot be resumed (start a new one with another --name)"
+    try:
+        settings = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{damaged}: its bytes are not UTF-8{remedy}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{damaged}: not JSON ({error.msg}, line {error.lineno}){remedy}") from None
+    missing = [key for key in SETTINGS_KEYS if not isinstance(settings, dict) or key not in settings]
+    if missing:
+        raise ConfigError(f"{damaged}: it holds no {', '.join(map(repr, missing))}{remedy}")
+    try:
+        # JSON keeps tuples as lists: give the space back the form parse_hyper_file returns.
+        settings["space"] = {
+            name: (kind, value if kind == "choice" else tuple(value)) for name, (kind, value) in settings["space"].items()
+        }
+        if not all(kind in PARAM_TYPES for kind, _ in settings["space"].values()):
+            raise ValueError
+    except (AttributeError, TypeError, ValueError):
+        raise ConfigError(f"{damaged}: its 'space' is not a search space{remedy}") from None
     return settings
 
 
@@ -291,11 +328,8 @@ def write_tables(rows, prefix):
 
 
 def _write_atomically(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    # a staging file unique to this writer, renamed over path; a failed write leaves path as it was
+    files.write_text(path, text)
 
 
 # ---------------------------------------------------------------- the command
@@ -328,6 +362,9 @@ def parse_args(argv, prog="hyper"):
         if not arg.startswith("--") or "=" not in arg:
             parser.error(f"unrecognized argument {arg!r}; config overrides are --key=value")
     args.overrides = dict(arg[2:].split("=", 1) for arg in overrides)
+    for flag in ("model", "dataset", "name"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            parser.error(f"--{flag}: {getattr(args, flag)!r} is empty; give a name")
     for flag in ("num_samples", "max_concurrent", "num_cpus"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag}: {getattr(args, flag)} is not allowed; use a positive integer")
@@ -346,6 +383,8 @@ def new_settings(args):
     for path in [args.params_file, *config_files]:
         if not os.path.isfile(path):
             raise ConfigError(f"{path!r} is not a file")
+    for path in config_files:
+        cli.check_config_file(path)
     settings = {
         "model": args.model or "RNNCCE",
         "dataset": args.dataset or "ml-100k",
@@ -413,11 +452,23 @@ def build_tuner(args, settings, experiment, callbacks=()):
         ),
         {"cpu": settings["cpus_per_trial"], "gpu": settings["gpus_per_trial"]},
     )
-    if args.resume:
+    if args.resume and search_started(experiment):
         # Trials carry no Ray checkpoint: an interrupted trial starts again from its first epoch.
         # Ray restores the run config, callbacks included, from the experiment's tuner.pkl.
-        return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=args.retry_failed)
+        tuner_file = Path(experiment) / TUNER_FILE
+        if not tuner_file.is_file():
+            raise ConfigError(f"--resume: {tuner_file} is missing, and Ray restores a search from it; the search "
+                              "cannot be resumed (start a new one with another --name)")
+        try:
+            return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
+                                      resume_errored=False, restart_errored=args.retry_failed)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
+                ValueError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"--resume: {tuner_file} cannot be read ({type(error).__name__}: {reason}): Ray's "
+                              "record of the search is damaged, so it cannot be resumed (start a new one with another "
+                              "--name)") from None
+    # A new search, or one killed before Ray started it (run_hyper.json is written first): started now.
     space = settings["space"]
     grid = is_grid(space) and settings["num_samples"] is None
     scheduler = None
@@ -444,6 +495,32 @@ def build_tuner(args, settings, experiment, callbacks=()):
     )
 
 
+TUNER_FILE = "tuner.pkl"  # Ray's record of the search (Tuner.restore reads it)
+
+
+def search_started(experiment):
+    """Whether Ray started the search in ``experiment``: it keeps ``experiment_state-*.json`` there
+    once trials run. Before that (a search killed while starting) there is nothing to restore."""
+    return any(Path(experiment).glob("experiment_state-*.json"))
+
+
+def _only_leftovers(experiment):
+    """Whether ``experiment`` holds nothing but staging files of killed writers (a search killed
+    while writing run_hyper.json); they are removed then, and the folder if that empties it."""
+    folder = Path(experiment)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    entries = os.listdir(folder)
+    if not entries or any(files.writer_pid(entry) is None for entry in entries):
+        return False
+    files.remove_stale_staging(folder)
+    try:
+        folder.rmdir()
+    except OSError:
+        return False  # a writer is still running there
+    return True
+
+
 def main(argv=None, prog="hyper", callbacks=()):
     """The ``hyper`` command; returns the exit code (2 for bad input, with one line on stderr,
     130 when interrupted). ``callbacks`` are Ray Tune callbacks for a new search."""
@@ -454,11 +531,13 @@ def main(argv=None, prog="hyper", callbacks=()):
         if args.resume:
             settings = resumed_settings(args, experiment)
         else:
-            if os.path.exists(experiment):
+            if os.path.exists(experiment) and not _only_leftovers(experiment):
                 raise ConfigError(
                     f"experiment {experiment} exists; add --resume to continue it or choose another --name"
                 )
             settings = new_settings(args)
+            # first, so that a search killed at any point later can be resumed with --resume
+            save_settings(experiment, settings)
     except RecBoleExtError as error:
         return cli.bad_input(prog, error)
 
@@ -469,15 +548,19 @@ def main(argv=None, prog="hyper", callbacks=()):
         address = args.address or os.environ.get("RAY_ADDRESS")
         ray.init(address=address, num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     try:
-        tuner = build_tuner(args, settings, experiment, callbacks)
-        if not args.resume:
-            save_settings(experiment, settings)
+        try:
+            tuner = build_tuner(args, settings, experiment, callbacks)
+        except RecBoleExtError as error:
+            return cli.bad_input(prog, error)
         tuner.fit()
         rows = results_table(experiment, settings["space"], settings["bigger"])
     finally:
         if started_ray:
             ray.shutdown()
-    return report(rows, settings, args, experiment, prog)
+    try:
+        return report(rows, settings, args, experiment, prog)
+    except RecBoleExtError as error:
+        return cli.bad_input(prog, error)
 
 
 def report(rows, settings, args, experiment, prog="hyper"):

@@ -15,10 +15,10 @@ import difflib
 import math
 import warnings
 
-from recbole_ext.errors import ConfigError
+from recbole_ext.errors import ConfigError, RecBoleExtWarning
 
 
-class UnknownKeyWarning(UserWarning):
+class UnknownKeyWarning(RecBoleExtWarning):
     """A config key that no layer defines: most likely a misspelling, so its value is not used."""
 
 

@@ -44,6 +44,7 @@ _resolved = weakref.WeakKeyDictionary()
 def resolve(config):
     """Read and check the settings of ``config`` (called as RecBole builds it) and keep them."""
     settings = RunSettings(train_mode=_train_mode(config), protocol=read_settings(config), lean=_lean(config))
+    _check_folds(config)
     _resolved[config] = settings
     return settings
 
@@ -77,3 +78,13 @@ def _lean(config):
     if not isinstance(value, bool):
         raise ConfigError(f"lean_sequences: {value!r} is not allowed; use true or false")
     return value
+
+
+def _check_folds(config):
+    # the rating models' k-fold keys (recbole_ext.data.rating_dataset), checked before data is loaded
+    final = config.final_config_dict
+    if "folds" in final:
+        from recbole_ext.data.rating_dataset import check_fold
+
+        folds, fold = final.get("folds"), final.get("fold")
+        check_fold(folds, 0 if fold is None else fold)

@@ -203,3 +203,110 @@ def test_benchmark_refuses_to_overwrite_earlier_results(tmp_path, capsys):
         f"benchmark: error: --out: {out / 'results.csv'} holds an earlier benchmark's results; "
         "add --overwrite to replace them or choose another --out")
     assert (out / "results.csv").read_text().startswith("label,") and sibling.read_text() == "mine"
+
+
+# ---------------------------------------------------------------- round 3: names, files, resume
+
+
+@pytest.mark.parametrize("flag", ["--dataset=", "--model=", "--dataset= "])
+def test_an_empty_name_is_one_line(flag, capsys):
+    name = flag[2:].split("=")[0]
+    assert run_main([flag]) == EXIT_BAD_INPUT
+    default = "ml-100k" if name == "dataset" else "RNNCCE"
+    expected = f"--{name}: {flag.split('=', 1)[1]!r} is empty; give a name (default: {default})"
+    assert capsys.readouterr().err.splitlines() == [f"run: error: {expected}"]
+    if name == "dataset":
+        assert benchmark.main(["--models=RNNCCE", flag]) == EXIT_BAD_INPUT
+        assert capsys.readouterr().err.splitlines() == [f"benchmark: error: {expected}"]
+    with pytest.raises(SystemExit) as exited:
+        hyper.parse_args([flag, "--params_file=x.hyper"])
+    assert exited.value.code == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hyper: error: --{name}: {flag.split('=', 1)[1]!r} is empty; give a name")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"epochs: 2\nname: caf\xe9\n", "{path}, line 2: bytes b'\\xe9' are not UTF-8; save the file as UTF-8"),
+    (b"epochs: [1, 2\n", "{path}, line 2: not YAML (expected ',' or ']', but got '<stream end>'); write one "
+                         "'key: value' per line"),
+    (b"- epochs\n- 2\n", "{path} holds a YAML list, not keys; write one 'key: value' per line"),
+])
+def test_a_config_file_that_is_not_utf8_yaml_keys_is_named(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    assert run_main([f"--config_files={path}"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [f"run: error: --config_files: {message.format(path=path)}"]
+    params = tmp_path / "x.hyper"
+    params.write_text("dropout_prob choice [0.1]\n")
+    assert hyper.main([f"--params_file={params}", f"--config_files={path}", f"--storage_path={tmp_path / 'ray'}"]) \
+        == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hyper: error: --config_files: {message.format(path=path)}")
+
+
+def test_a_hyper_file_that_is_not_utf8_is_named(tmp_path):
+    params = tmp_path / "x.hyper"
+    params.write_bytes(b"dropout_prob choice [0.1]\n# caf\xe9\n")
+    with pytest.raises(hyper.HyperFileError) as error:
+        hyper.parse_hyper_file(params)
+    assert str(error.value) == f"{params}:2: bytes b'\\xe9' are not UTF-8; save the hyper file as UTF-8"
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda text: text[: len(text) // 2], "not JSON (Unterminated string starting at"),
+    (lambda text: "[]\n", "it holds no 'model', 'dataset', "),
+    (lambda text: text.replace('"choice"', '"grid"'), "its 'space' is not a search space"),
+])
+def test_a_damaged_run_hyper_json_is_named_on_resume(tmp_path, capsys, damage, message):
+    experiment = tmp_path / "ray" / "search"
+    hyper.save_settings(experiment, {
+        "model": "RNNCCE", "dataset": "ml-tiny", "config_files": [], "params_file": "x.hyper",
+        "space": {"dropout_prob": ("choice", [0.1])}, "overrides": {}, "num_samples": None, "scheduler": "asha",
+        "max_concurrent": None, "cpus_per_trial": 1, "gpus_per_trial": 0, "valid_metric": "MRR@10", "bigger": True,
+        "epochs": 1})
+    settings = experiment / "run_hyper.json"
+    settings.write_text(damage(settings.read_text()))
+    assert hyper.main([f"--storage_path={tmp_path / 'ray'}", "--name=search", "--resume"]) == EXIT_BAD_INPUT
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.startswith(f"hyper: error: --resume: {settings} is damaged: {message}")
+    assert line.endswith("; it is not what `hyper` wrote, so the search cannot be resumed (start a new one with "
+                         "another --name)")
+
+
+@pytest.mark.parametrize(("results", "message"), [
+    ("a,b\n1,2\n", "{path} has no column 'label', 'model', 'seed', 'status', 'epochs', 'seconds' (its columns: "
+                   "['a', 'b']); give the results.csv (or its folder) that benchmark.py wrote"),
+    ("label,model,seed,status,epochs,seconds,test/ndcg@10,error\nx,RNNCCE,1,ok,two,1.0,0.5,\n",
+     "{path}, line 2: invalid literal for int() with base 10: 'two'; not a value benchmark.py writes"),
+    ("label,model,seed,status,epochs,seconds,error\nx,RNNCCE,1,ok,2\n",
+     "{path}, line 2: the row does not hold one value for each of the header's 7 columns"),
+    ("label,model,seed,status,epochs,seconds,error\n", "{path} holds no runs (a header only)"),
+    (b"label,model\n\xff\n", "{path} is not UTF-8, so not a file benchmark.py wrote"),
+])
+def test_from_results_names_the_file_and_what_is_wrong(tmp_path, capsys, results, message):
+    path = tmp_path / "earlier" / "results.csv"
+    path.parent.mkdir()
+    path.write_bytes(results if isinstance(results, bytes) else results.encode())
+    assert benchmark.main([f"--from_results={path.parent}", f"--out={tmp_path / 'out'}"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [f"benchmark: error: --from_results: {message.format(path=path)}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_refuses_a_best_checkpoint_and_flags_that_would_change_the_run(tiny_config, tmp_path, capsys):
+    from tests.conftest import quick_test
+
+    quick_test(tiny_config, model="RNNCCE", embedding_size=8, hidden_size=8,
+               load_col={"inter": ["user_id", "item_id", "timestamp"]})
+    (best,) = (tmp_path / "saved").glob("RNNCCE-*.pth")
+    assert run_main([f"--resume={best}"]) == EXIT_BAD_INPUT
+    resume_file = str(best).replace(".pth", ".resume.pth")
+    assert capsys.readouterr().err.splitlines() == [
+        f"run: error: --resume: {best} is a RecBole checkpoint without the state to continue training (RecBole saves "
+        "the best epoch's weights only, not its random states and early-stopping state); a run saves that state "
+        f"before every epoch after the first, as {resume_file.rsplit('/', 1)[1]}"]
+    assert run_main([f"--resume={best}", "--model=RNNCCE", "--epochs=3", "--nproc=2"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [
+        f"run: error: --resume continues the run saved in {best} with that run's config, in one process; drop "
+        "--epochs, --model, --nproc"]
+    assert run_main([f"--resume={tmp_path / 'nothing.pth'}"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [f"run: error: {tmp_path / 'nothing.pth'}: no such checkpoint file"]

@@ -60,7 +60,15 @@ BAD_FILES = {
     "empty time": (INTER_HEADER + ROWS + "13\t2\t\n13\t3\t1310\n",
                    ", line 50, column 'timestamp': the time is missing; every event needs a time (a number)"),
     "missing field": (INTER_HEADER + ROWS + "13\t2\n",
-                      ", line 50, column 'timestamp': the time is missing; every event needs a time (a number)"),
+                      ", line 50: 2 fields, but the header has 3 columns (session_id, item_id, timestamp); write one "
+                      "value per header column in every row, separated by '\\t' (an empty value is allowed)"),
+    "extra field": (INTER_HEADER + ROWS[:40] + "13\t2\t1300\t7\n" + ROWS[40:],
+                    ", line 7: 4 fields, but the header has 3 columns (session_id, item_id, timestamp); write one "
+                    "value per header column in every row, separated by '\\t' (an empty value is allowed)"),
+    "load_col names a column the file lacks": (
+        "session_id:token\titem_id:token\n" + "".join("\t".join(r.split("\t")[:2]) + "\n" for r in ROWS.splitlines()),
+        ", line 1: load_col lists 'timestamp' for the inter file, but its header has no such column (columns: "
+        "session_id, item_id); add the column to the file or leave it out of load_col"),
     "NaN time": (INTER_HEADER + ROWS + "13\t2\tnan\n",
                  ", line 50, column 'timestamp': the time is 'nan'; every event needs a finite time"),
     "text time": (INTER_HEADER + ROWS + "13\t2\t2014-04-07\n",
@@ -151,3 +159,35 @@ def test_rows_are_not_compared_when_the_time_is_left_out(tmp_path, recwarn):
     dataset = create_dataset(Config(model="BPR", dataset="clicks", config_dict=config))
     assert dataset.inter_num == 49
     assert not [w for w in recwarn if w.category is DataWarning]
+
+
+@pytest.mark.parametrize("train_mode", ["sequence", "session", "prefix"])
+def test_one_event_sequences_are_one_named_error_in_every_train_mode(tmp_path, train_mode):
+    # RNNCCE's dataset builds its samples without RecBole's augmentation (and its check): the empty
+    # split check ended in a numpy error instead
+    config, inter = write_inter(tmp_path, INTER_HEADER + "".join(f"{s}\t{s % 10 + 1}\t{s}\n" for s in range(1, 30)))
+    message = run_error({**config, "model": "RNNCCE", "train_mode": train_mode})
+    assert message == (f"{inter}: no sequence (column 'session_id') has two or more events after loading and "
+                       "filtering, so RNNCCE has nothing to train on: it predicts each event from the "
+                       "ones before it in its sequence")
+
+
+def test_rows_without_the_field_a_threshold_labels_by_are_dropped(tmp_path):
+    # BPR labels each interaction by rating >= 4: an empty rating would have been the mean rating
+    write_ml_slice(tmp_path, n_users=20)
+    inter = tmp_path / "ml-tiny" / "ml-tiny.inter"
+    lines = inter.read_text().splitlines(keepends=True)
+    for number in (4, 9):
+        fields = lines[number - 1].split("\t")
+        lines[number - 1] = "\t".join([*fields[:2], "", fields[3]])
+    inter.write_text("".join(lines))
+    config = Config(model="BPR", dataset="ml-tiny", config_dict={
+        "data_path": str(tmp_path), "state": "ERROR", "threshold": {"rating": 4},
+        "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}})
+    with pytest.warns(DataWarning) as warned:
+        dataset = create_dataset(config)
+    assert [str(w.message) for w in warned if w.category is DataWarning] == [
+        f"{inter}: dropped 2 of {len(lines) - 1} rows whose 'rating' (the field threshold labels interactions by "
+        "(threshold: {'rating': 4})) is empty or nan (the first on line 4): BPR trains and tests on that value, and "
+        "RecBole would put the column's mean in its place"]
+    assert dataset.inter_num == len(lines) - 3

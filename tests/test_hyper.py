@@ -250,6 +250,17 @@ def test_search_table_best_config_failed_trial_and_resume(local_ray, tmp_path, t
     assert again["trial_id"] != rows[2]["trial_id"]  # Ray restarts an errored trial as a new one
     assert {**again, "trial_id": ""} == {**rows[2], "trial_id": ""}
 
+    # a damaged tuner.pkl (Ray's record of the search): one line naming it, the table kept
+    tuner = tmp_path / "ray" / "search" / "tuner.pkl"
+    tuner.write_bytes(tuner.read_bytes()[:40])
+    capsys.readouterr()
+    assert hyper.main(["--storage_path", str(tmp_path / "ray"), "--name=search", "--resume"]) == EXIT_BAD_INPUT
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.startswith(f"hyper: error: --resume: {tuner} cannot be read (")
+    assert line.endswith("): Ray's record of the search is damaged, so it cannot be resumed (start a new one with "
+                         "another --name)")
+    assert read_rows(tmp_path) == retried_rows
+
 
 def interrupt_when_the_second_trial_starts(pressed):
     """A Ray Tune callback that presses Ctrl-C (SIGINT to this process) from inside the search as

@@ -9,6 +9,7 @@ from recbole.data.interaction import Interaction
 from recbole.trainer import Trainer
 
 import recbole_ext
+from recbole_ext.data.checks import DataWarning
 from recbole_ext.data.rating_dataset import fold_assignment
 from recbole_ext.model.rating import RatingMF, RatingNNMF
 from recbole_ext.cross_validation import cross_validate
@@ -271,3 +272,75 @@ def test_run_py_folds_prints_each_fold_and_mean_std(tiny_data_path, tmp_path, ca
     assert run.main(["--model=RNNCCE", "--folds=5"], prog="run.py") == 2
     assert capsys.readouterr().err == ("run.py: error: folds: cross-validation is for the rating models "
                                        "(RatingMF, RatingNNMF, RatingMLP), not 'RNNCCE'\n")
+
+
+def test_ratings_that_are_empty_or_nan_are_dropped_with_their_count(tmp_path):
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    rows = [f"{u}\t{i}\t{r}" for u, i, r in TOY] + ["u1\ti3\t", "u2\ti2\tnan", "u3\ti1\tNaN"]
+    (folder / "toy.inter").write_text("user_id:token\titem_id:token\trating:float\n" + "\n".join(rows) + "\n")
+    config = Config(model="RatingMF", dataset="toy", config_dict={
+        "data_path": str(tmp_path), "load_col": {"inter": ["user_id", "item_id", "rating"]}, "state": "ERROR"})
+    with pytest.warns(DataWarning) as warned:
+        dataset = create_dataset(config)
+    assert [str(w.message) for w in warned if w.category is DataWarning] == [
+        f"{folder / 'toy.inter'}: dropped 3 of 9 rows whose 'rating' (the rating RatingMF regresses, RATING_FIELD) "
+        "is empty or nan (the first on line 8): RatingMF trains and tests on that value, and RecBole would put the "
+        "column's mean in its place"]
+    assert sorted(dataset.inter_feat["rating"].tolist()) == sorted(float(r) for _, _, r in TOY)
+    assert sorted(dataset.inter_feat["label"].tolist()) == sorted(float(r) for _, _, r in TOY)
+
+
+def test_every_rating_missing_is_an_error(tmp_path):
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "toy.inter").write_text("user_id:token\titem_id:token\trating:float\nu1\ti1\t\nu2\ti1\tnan\n")
+    config = Config(model="RatingMLP", dataset="toy", config_dict={
+        "data_path": str(tmp_path), "load_col": {"inter": ["user_id", "item_id", "rating"]}, "state": "ERROR"})
+    with pytest.raises(recbole_ext.DataError) as error:
+        create_dataset(config)
+    assert str(error.value) == (f"{folder / 'toy.inter'}: every row's 'rating' (the rating RatingMLP regresses, "
+                                "RATING_FIELD) is empty or nan; RatingMLP needs a number there in every row it "
+                                "trains or tests on")
+
+
+FOLD_ERRORS = [
+    (["--folds=3", "--fold=7"], "fold: 7 is not allowed with folds: 3; use an integer in [0, 2]"),
+    (["--folds=3", "--fold=-1"], "fold: -1 is not allowed with folds: 3; use an integer in [0, 2]"),
+    (["--folds=3", "--fold=1.5"], "fold: 1.5 is not allowed with folds: 3; use an integer in [0, 2]"),
+    (["--fold=2"], "fold: 2 is not allowed without cross-validation (folds: 1); set folds: K (an integer >= 2) to "
+                   "make fold 2 of K the test set, or drop fold"),
+    (["--folds=1", "--fold=2"], "fold: 2 is not allowed without cross-validation (folds: 1); set folds: K (an "
+                                "integer >= 2) to make fold 2 of K the test set, or drop fold"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), FOLD_ERRORS)
+def test_a_fold_outside_the_folds_is_refused_on_the_command_line_as_in_a_yaml(tiny_data_path, tmp_path, capsys,
+                                                                                flags, message):
+    from recbole_ext import run
+
+    args = ["--model=RatingMF", "--dataset=ml-tiny", f"--data_path={tiny_data_path}", "--epochs=1",
+            "--show_progress=False", "--state=ERROR", "--load_col={'inter': ['user_id', 'item_id', 'rating']}"]
+    assert run.main(args + flags, prog="run") == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"run: error: {message}"
+    yaml_file = tmp_path / "folds.yaml"
+    yaml_file.write_text("".join(f"{flag[2:].replace('=', ': ')}\n" for flag in flags))
+    assert run.main(args + [f"--config_files={yaml_file}"], prog="run") == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"run: error: {message}"
+
+
+def test_a_fold_given_with_folds_runs_that_fold_only(monkeypatch, capsys):
+    from recbole_ext import cross_validation, run
+
+    trained = []
+
+    def train_fold(model, dataset, config_file_list, config_dict):
+        trained.append((config_dict["folds"], config_dict["fold"]))
+        return {"fold": config_dict["fold"], "test_result": {"rmse": 1.0}, "rounded_test_result": {"rmse": 1.0},
+                "best_valid_result": {}, "epochs": 1, "fit_seconds": 0.5}
+
+    monkeypatch.setattr(cross_validation, "train_fold", train_fold)
+    assert run.main(["--model=RatingMF", "--folds=3", "--fold=1"], prog="run") == 0
+    assert trained == [(3, 1)]
+    assert capsys.readouterr().out.splitlines()[0].startswith("fold 1: rmse: 1.0000")

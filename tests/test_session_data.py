@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from recbole_ext.data import atomic, convert, synth
+from recbole_ext.errors import OutputError
 from tests.conftest import quick_test
 
 RSC15 = (
@@ -80,7 +81,7 @@ def test_output_folder_appears_only_complete(tmp_path):
         yield 1
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match=f"^cannot write {tmp_path / 'broken'}: disk full; nothing was written$"):
         atomic.write_sessions([1, 1], failing_items(), [0.0, 1.0], tmp_path, "broken")
     assert list(tmp_path.iterdir()) == []
 

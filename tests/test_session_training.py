@@ -308,3 +308,22 @@ def test_prefix_batches_are_gathered_from_the_lean_samples(session_config):
     train = data_preparation(config, create_dataset(config))[0]
     assert train._sliced_source is train._dataset  # batches gathered per slice (equal to RecBole's: test_lean.py)
     assert sum(len(batch) for batch in train) == len(train._dataset)
+
+
+def test_more_rows_than_sessions_warns_with_the_idle_share(session_config, recwarn):
+    from recbole_ext.model.rnn import IdleRowsWarning
+
+    sessions = len(training_sequences(session_config))
+    with pytest.warns(IdleRowsWarning) as warned:
+        model, train, _ = build(RNNCCE, session_config, train_batch_size=200)
+    (message,) = [str(w.message) for w in warned if w.category is IdleRowsWarning]
+    items = train._dataset.inter_feat[ITEMS]
+    idle = 1 - int((items > 0).sum()) / items.numel()
+    assert message == (
+        f"train_mode: session with train_batch_size 200: the training split has {sessions} sessions, so "
+        f"{200 - sessions} of the 200 rows never hold one, yet every step computes them all ({idle:.1%} of each "
+        f"epoch's row steps are idle); train_batch_size: {sessions} or less trains on the same targets in a "
+        "fraction of the time")
+    recwarn.clear()
+    build(RNNCCE, session_config, train_batch_size=sessions)
+    assert not [w for w in recwarn if w.category is IdleRowsWarning]

@@ -10,7 +10,9 @@ keep a typo from costing data:
   ``NAME.yaml`` (regular files). Anything else is left alone and reported;
 * nothing is removed outside a staging folder created for this write: the new dataset is written
   there and renamed into place; the folder it replaces is first moved into the staging folder, and
-  only its two files are deleted, by name. No recursive delete.
+  only its two files are deleted, by name. No recursive delete;
+* the staging folder's name holds the writer's process id: the next write of ``OUT/NAME`` finishes
+  what a killed writer left (:func:`recover_killed_writes`).
 """
 
 import contextlib
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from recbole_ext.errors import DataError
+from recbole_ext import files
+from recbole_ext.errors import DataError, OutputError
 
 INTER_HEADER = "session_id:token\titem_id:token\ttimestamp:float\n"
 NAME_RULE = "one plain folder name of at most 100 letters, digits, '.', '_' or '-' that starts with a letter or digit"
@@ -61,6 +64,7 @@ def check_output(out_dir, name, overwrite=False):
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"output folder {str(out_dir)!r} is a file; give a folder (it is created if missing)")
+    recover_killed_writes(out_dir, name)
     final = out_dir / name
     if os.path.lexists(final):
         if not overwrite:
@@ -85,6 +89,22 @@ def _check_ours(folder, name, shown):
                         f"{allowed}")
 
 
+def recover_killed_writes(out_dir, name):
+    """Finish what killed writers of ``out_dir/name`` left: a dataset folder that an ``--overwrite``
+    had moved aside and not yet replaced goes back to ``out_dir/name``; their staging folders'
+    files (our two, by name) and the then empty folders are removed."""
+    final = Path(out_dir) / name
+    for staging in files.stale_staging_dirs(out_dir, name):
+        replaced = staging / "replaced"
+        if os.path.lexists(replaced) and not os.path.lexists(final):
+            os.replace(replaced, final)  # the earlier dataset, untouched
+        _remove_ours(staging / name, name)
+        if os.path.isdir(replaced) and not os.path.islink(replaced):
+            _remove_ours(replaced, name)  # the earlier dataset, already replaced by the new one
+        with contextlib.suppress(OSError):
+            staging.rmdir()  # left in place if anything unexpected is inside
+
+
 def _remove_ours(folder, name):
     """Delete our dataset's files in ``folder`` by name, then the folder if that left it empty."""
     for file in dataset_files(name):
@@ -105,7 +125,7 @@ def write_sessions(sessions, items, times, out_dir, name, overwrite=False):
     final = check_output(out_dir, name, overwrite)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=out_dir))
+        staging = Path(tempfile.mkdtemp(prefix=files.staging_dir_prefix(name), dir=out_dir))
     except OSError as error:
         raise DataError(f"output folder {str(out_dir)!r}: cannot write there ({error.strerror})") from error
     new, replaced = staging / name, staging / "replaced"
@@ -125,10 +145,14 @@ def write_sessions(sessions, items, times, out_dir, name, overwrite=False):
             _check_ours(replaced, name, final)  # again, now that nobody else can add to it
             replaced_is_ours = True
         os.replace(new, final)
-    except BaseException:
+    except BaseException as error:
         replaced_is_ours = False  # kept whole if it cannot go back
         if os.path.lexists(replaced) and not os.path.lexists(final):
             os.replace(replaced, final)  # the old folder goes back untouched
+        if isinstance(error, OSError):  # a full disk, a file size limit: nothing of the new dataset is left
+            raise OutputError(f"cannot write {final}: {error.strerror or error}; "
+                              f"{'the earlier dataset is kept' if os.path.lexists(final) else 'nothing was written'}"
+                              ) from error
         raise
     finally:
         _remove_ours(new, name)

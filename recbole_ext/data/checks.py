@@ -8,8 +8,14 @@ The checks turn each into a :class:`~recbole_ext.errors.DataError` that names th
 column and the first bad line, raised while the dataset loads, before any training:
 
 * every atomic file RecBole reads: not empty (0 bytes), bytes that decode with the ``encoding`` key
-  (default UTF-8), a header of ``name:type`` columns with a RecBole type, values of ``float``
-  columns that are numbers (or empty: RecBole fills those with the mean, except for the time);
+  (default UTF-8), a header of ``name:type`` columns with a RecBole type, every column ``load_col``
+  lists present in the header, every row with one value per header column (pandas would drop an
+  extra value, or read a missing one as empty, without a word), values of ``float`` columns that are
+  numbers (or empty: RecBole fills those with the mean, except for the time);
+* the interaction file's label columns — the rating a rating model regresses (``RATING_FIELD``), the
+  field ``threshold`` labels by, ``LABEL_FIELD`` — hold a number in every row: a row whose label is
+  empty or ``nan`` is dropped with a :class:`DataWarning` giving the count (RecBole would train and
+  test on the column's mean in its place);
 * the interaction file: at least one row; when ``TIME_FIELD`` is loaded — RecBole orders by it
   (sequential datasets, ``order: TO`` splits, ``rm_dup_inter``) — it is declared ``:float`` and
   every value is a finite number (leave the column out of ``load_col`` if times are not needed);
@@ -34,14 +40,14 @@ import numpy as np
 from recbole.data.dataset import SequentialDataset
 from recbole.utils import FeatureSource, FeatureType
 
-from recbole_ext.errors import ConfigError, DataError
+from recbole_ext.errors import ConfigError, DataError, RecBoleExtWarning
 
 TYPES = sorted(feature_type.value for feature_type in FeatureType)
 _CHUNK_BYTES = 1 << 24
 
 
-class DataWarning(UserWarning):
-    """Data that trains, but probably not as meant (e.g. repeated rows)."""
+class DataWarning(RecBoleExtWarning):
+    """Data that trains, but probably not as meant (e.g. repeated rows, rows dropped)."""
 
 
 class AtomicFile:
@@ -98,7 +104,9 @@ class AtomicFile:
                           f"re-encode the file as {self.encoding} or set encoding to the file's encoding")
 
     def has_rows(self):
-        """Whether any non-blank line follows the header; checks that every byte decodes."""
+        """Whether any non-blank line follows the header; checks that every byte decodes and that
+        every row has one value per header column."""
+        separator = self._separator_byte()
         with open(self.path, "rb") as f:
             f.readline()  # the header, checked by read_header
             lines_before, rows = 1, False
@@ -112,8 +120,45 @@ class AtomicFile:
                     raise self._undecodable(line, self._column_at(chunk[line_start:error.start]),
                                             chunk[error.start:error.end]) from None
                 rows = rows or bool(text.strip())
+                if separator is not None:
+                    self._check_field_counts(chunk, separator, lines_before)
                 lines_before += chunk.count(b"\n")
         return rows
+
+    def _separator_byte(self):
+        """The separator as one byte when rows can be counted on bytes (one ASCII character in an
+        ASCII-compatible encoding), else None (those files are not counted)."""
+        separator = self._sniffed if self.separator is None else self.separator
+        if not separator or len(separator) != 1 or not separator.isascii():
+            return None
+        try:
+            if "\n".encode(self.encoding) != b"\n" or separator.encode(self.encoding) != separator.encode("ascii"):
+                return None
+        except (UnicodeError, LookupError):
+            return None
+        return separator.encode("ascii")[0]
+
+    def _check_field_counts(self, chunk, separator, lines_before):
+        """Raise for the first line of ``chunk`` (whole lines) whose number of fields is not the
+        header's; blank lines are skipped (pandas does), and a file that quotes fields is not counted."""
+        data = np.frombuffer(chunk, dtype=np.uint8)
+        newlines = np.flatnonzero(data == 10)
+        ends = newlines if len(data) and data[-1] == 10 else np.r_[newlines, len(data)]
+        starts = np.r_[0, newlines + 1][: len(ends)]
+        found = np.flatnonzero(data == separator)
+        fields = np.searchsorted(found, ends) - np.searchsorted(found, starts) + 1
+        for index in np.flatnonzero(fields != len(self.columns)):
+            line = chunk[starts[index]:ends[index]]
+            if not line.strip():
+                continue  # blank
+            if b'"' in chunk:
+                return  # quoted fields may hold the separator: pandas parses those, a count cannot
+            number = lines_before + int(index) + 1
+            count = int(fields[index])
+            shown = ", ".join(self.columns)
+            raise self.error(number, None, f"{count} field{'s' if count != 1 else ''}, but the header has "
+                             f"{len(self.columns)} columns ({shown}); write one value per header column in "
+                             f"every row, separated by {chr(separator)!r} (an empty value is allowed)")
 
     def _column_at(self, line_start_bytes):
         """The column in which a line starting with these bytes continues."""
@@ -151,6 +196,68 @@ class AtomicFile:
                         return line_number, name, f"the time is {value!r}; every event needs a finite time"
         return None
 
+    def first_missing(self, columns):
+        """The line of the first row whose value in one of ``columns`` is empty or not a finite
+        number (``nan``), or None."""
+        positions = [self.columns.index(name) for name in columns]
+        with open(self.path, encoding=self.encoding) as f:
+            f.readline()
+            for line_number, line in enumerate(f, start=2):
+                line = line.rstrip("\r\n")
+                if not line:
+                    continue
+                fields = self.split(line)
+                for index in positions:
+                    value = fields[index].strip() if index < len(fields) else ""
+                    try:
+                        if not value or math.isnan(float(value)):
+                            return line_number
+                    except ValueError:
+                        continue
+        return None
+
+
+def label_columns(dataset):
+    """``{column: what it is}`` for the interaction columns a label is made from: the rating of a
+    rating model (its dataset's ``label_source_columns()``), the field ``threshold`` labels by, and
+    ``LABEL_FIELD``."""
+    config = dataset.config
+    columns = dict(getattr(dataset, "label_source_columns", dict)())
+    threshold = config["threshold"]
+    if isinstance(threshold, dict):
+        for field in threshold:
+            columns.setdefault(field, f"the field threshold labels interactions by (threshold: {threshold})")
+    if config["LABEL_FIELD"]:
+        columns.setdefault(config["LABEL_FIELD"], "the label (LABEL_FIELD)")
+    return columns
+
+
+def drop_missing_labels(dataset, atomic, feat):
+    """``feat`` without the rows whose label column (:func:`label_columns`) is empty or nan, with a
+    :class:`DataWarning` giving their count; a :class:`DataError` if no row is left."""
+    checked = {name: role for name, role in label_columns(dataset).items()
+               if name in feat and name in atomic.columns
+               and atomic.types[atomic.columns.index(name)] == FeatureType.FLOAT.value}
+    if not checked:
+        return feat
+    missing = np.zeros(len(feat), dtype=bool)
+    for name in checked:
+        missing |= feat[name].isna().to_numpy()
+    count = int(missing.sum())
+    if not count:
+        return feat
+    what = " or ".join(f"{name!r} ({role})" for name, role in checked.items())
+    model = dataset.config["model"]
+    if count == len(feat):
+        raise DataError(f"{atomic.path}: every row's {what} is empty or nan; {model} needs a number there "
+                        "in every row it trains or tests on")
+    line = atomic.first_missing(list(checked))
+    warnings.warn(f"{atomic.path}: dropped {count} of {len(feat)} rows whose {what} is empty or nan"
+                  + (f" (the first on line {line})" if line else "")
+                  + f": {model} trains and tests on that value, and RecBole would put the column's mean in its place",
+                  DataWarning, stacklevel=2)
+    return feat[~missing].reset_index(drop=True)
+
 
 def checked_load_feat(self, filepath, source, load):
     """``load()`` (RecBole's ``Dataset._load_feat`` of ``filepath``) with the file checked first and
@@ -164,6 +271,12 @@ def checked_load_feat(self, filepath, source, load):
     is_inter = source == FeatureSource.INTERACTION
     if is_inter and not has_rows:
         raise DataError(f"{atomic.path}: the file has a header but no rows; nothing to train on")
+    absent = sorted(load_col - set(atomic.columns)) if load_col is not None else []
+    if absent:
+        raise atomic.error(1, None, f"load_col lists {', '.join(map(repr, absent))} for the "
+                           f"{getattr(source, 'value', source)} file, but its header has no such column "
+                           f"(columns: {', '.join(atomic.columns)}); add the column to the file or leave it out "
+                           "of load_col")
     loaded = [name for name in atomic.columns
               if (load_col is None or name in load_col) and (unload_col is None or name not in unload_col)]
     time_column = self.time_field if is_inter and self.time_field in loaded else None
@@ -185,6 +298,8 @@ def checked_load_feat(self, filepath, source, load):
         if bad is None:
             raise
         raise atomic.error(*bad) from error
+    if is_inter and feat is not None:
+        feat = drop_missing_labels(self, atomic, feat)
     if time_column is not None and feat is not None:
         times = feat[time_column].to_numpy(dtype=np.float64)
         if not np.isfinite(times).all():
@@ -242,12 +357,16 @@ def require_a_sequence(self):
     """Before the augmentation: some sequence has two or more events."""
     sequences = self.inter_feat[self.uid_field].numpy()
     if len(sequences) == 0 or np.bincount(sequences).max() < 2:
-        path = os.path.join(self.dataset_path, f"{self.dataset_name}.inter")
-        raise DataError(
-            f"{path}: no sequence (column {self.uid_field!r}) has two or more events after loading and "
-            f"filtering ({len(np.unique(sequences))} sequences of one event), so {self.config['model']} has "
-            "nothing to train on: it predicts each event from the ones before it in its sequence"
-        )
+        raise _no_sequence(self, f" ({len(np.unique(sequences))} sequences of one event)")
+
+
+def _no_sequence(self, counted=""):
+    path = os.path.join(self.dataset_path, f"{self.dataset_name}.inter")
+    return DataError(
+        f"{path}: no sequence (column {self.uid_field!r}) has two or more events after loading and "
+        f"filtering{counted}, so {self.config['model']} has nothing to train on: it predicts each event "
+        "from the ones before it in its sequence"
+    )
 
 
 SPLITS = ("training", "validation", "test")
@@ -268,6 +387,8 @@ def require_splits(self, datasets):
     if self.benchmark_filename_list is not None:
         return datasets  # the splits are the user's files
     split_args = self.config["eval_args"]["split"]
+    if isinstance(self, SequentialDataset) and len(self.inter_feat) == 0:
+        raise _no_sequence(self)  # every sequence had one event: the augmentation made no sample
     for name, wanted, dataset in zip(SPLITS, _wanted_splits(split_args), datasets):
         if wanted and len(dataset) == 0:
             path = os.path.join(self.dataset_path, f"{self.dataset_name}.inter")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_ext.data.atomic import NAME_RULE, check_output, write_sessions
+from recbole_ext.cli import bad_input
 from recbole_ext.errors import DataError, RecBoleExtError
 
 
@@ -136,8 +137,7 @@ def main(argv=None):
         _, summary = convert(args.format, args.input, args.output_dir, args.name, args.min_session_length,
                              args.min_item_support, args.chunk_lines, args.overwrite)
     except RecBoleExtError as error:
-        print(f"convert: error: {error}", file=sys.stderr)
-        return 2
+        return bad_input("convert", error)  # exit 2; 1 for an output that could not be written
     print(summary)
     return 0
 

@@ -36,6 +36,18 @@ def fold_assignment(n_ratings, folds, seed):
     return assignment
 
 
+def check_fold(folds, fold):
+    """Raise :class:`ConfigError` unless ``folds`` is 1 (or unset) or an integer >= 2 and ``fold`` is
+    one of its folds (``fold: 0`` without folds)."""
+    if folds not in (None, 1) and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
+        raise ConfigError(f"folds: {folds!r} is not allowed; use an integer >= 2 for cross-validation, or 1")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < max(folds, 1):
+        if folds in (None, 1):
+            raise ConfigError(f"fold: {fold!r} is not allowed without cross-validation (folds: {folds!r}); set "
+                              f"folds: K (an integer >= 2) to make fold {fold!r} of K the test set, or drop fold")
+        raise ConfigError(f"fold: {fold!r} is not allowed with folds: {folds}; use an integer in [0, {folds - 1}]")
+
+
 def validation_share(config):
     """The share of training ratings held out for validation, from ``eval_args``' RS ratios."""
     split = config["eval_args"]["split"]
@@ -50,6 +62,11 @@ def validation_share(config):
 
 class RatingDataset(Dataset):
     """A general dataset whose label is the raw rating (see the module docstring)."""
+
+    def label_source_columns(self):
+        """The column the label is made from (:func:`recbole_ext.data.checks.label_columns`): a row
+        without a rating is dropped with a warning, not filled with the mean rating."""
+        return {self.config["RATING_FIELD"]: f"the rating {self.config['model']} regresses, RATING_FIELD"}
 
     def _set_label_by_threshold(self):
         model = self.config["model"]
@@ -84,11 +101,12 @@ class RatingDataset(Dataset):
 
     def build(self):
         folds = self.config["folds"]
-        if folds in (None, 1):
-            return super().build()
         fold = self.config["fold"]
-        if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
-            raise ConfigError(f"fold: {fold!r} is not allowed with folds: {folds}; use an integer in [0, {folds - 1}]")
+        if folds in (None, 1):
+            if fold not in (None, 0):
+                check_fold(folds, fold)
+            return super().build()
+        check_fold(folds, fold)
         if self.benchmark_filename_list is not None:
             raise ConfigError("folds: cross-validation splits one interaction file; unset benchmark_filename")
         self._change_feat_format()

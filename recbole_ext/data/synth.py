@@ -30,6 +30,7 @@ import numpy as np
 
 from recbole_ext.data.atomic import NAME_RULE, check_output, write_sessions
 from recbole_ext.data.synth_rsc15 import RSC15_ITEMS, generate_rsc15
+from recbole_ext.cli import bad_input
 from recbole_ext.errors import RecBoleExtError
 
 MAX_LENGTH = 40
@@ -118,8 +119,7 @@ def main(argv=None):
                                           seed=args.seed)
         config = write_sessions(sessions, items, times, args.out, args.name, args.overwrite)
     except RecBoleExtError as error:
-        print(f"synth: error: {error}", file=sys.stderr)
-        return 2
+        return bad_input("synth", error)  # exit 2; 1 for an output that could not be written
     print(f"wrote {len(items)} events in {args.sessions} sessions; config: {config}")
     return 0
 
@@ -140,8 +140,7 @@ def _main_rsc15(parser, args):
         sessions, item_ids, times = generate_rsc15(args.events, n_items=items, seed=args.seed)
         config = write_sessions(sessions, item_ids, times, args.out, args.name, args.overwrite)
     except RecBoleExtError as error:
-        print(f"synth: error: {error}", file=sys.stderr)
-        return 2
+        return bad_input("synth", error)  # exit 2; 1 for an output that could not be written
     print(f"wrote {len(item_ids)} events in {int(sessions[-1])} sessions over {len(np.unique(item_ids))} items; "
           f"config: {config}")
     return 0

@@ -3,7 +3,10 @@
 
 * ``Trainer.__init__``: the model's class is allowlisted for weights-only loading (the checkpoint's
   config names it), and :func:`on_trainer_built` listeners are told (the commands hold RecBole's
-  config dump back until the model has accepted its config).
+  config dump back until the model has accepted its config). The checkpoint's name gets the
+  process id (:func:`recbole_ext.checkpoints.unique_checkpoint_file`): RecBole's is the model and the
+  time to the second, so two runs started together wrote, and tested, one file. Staging files that
+  killed runs left in ``checkpoint_dir`` are removed (:func:`recbole_ext.files.remove_stale_staging`).
 * ``Trainer._save_checkpoint``: written anew (:func:`recbole_ext.checkpoints.save_checkpoint`):
   protocol 2, a plain float score, no modules in ``other_parameter``, a staging file renamed into
   place. RecBole's wrote ``pickle_protocol=4``, which torch ≥ 2.6's weights-only loading cannot read.
@@ -24,7 +27,7 @@ import recbole.trainer.trainer as trainer_module
 import torch
 from recbole.utils import set_color
 
-from recbole_ext import checkpoints
+from recbole_ext import checkpoints, files
 from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import final_fit
 
@@ -45,6 +48,9 @@ def install():
     @wrap(Trainer, "__init__")
     def __init__(recbole_init, self, config, model):
         recbole_init(self, config, model)
+        if config["single_spec"]:  # DDP ranks each load the file rank 0 writes: RecBole's name stays
+            self.saved_model_file = checkpoints.unique_checkpoint_file(self.saved_model_file)
+        files.remove_stale_staging(self.checkpoint_dir)
         checkpoints.allow_model_class(type(model))
         for listener in list(_built_listeners):
             listener(self)
