@@ -163,13 +163,12 @@ def test_rows_are_not_compared_when_the_time_is_left_out(tmp_path, recwarn):
 
 @pytest.mark.parametrize("train_mode", ["sequence", "session", "prefix"])
 def test_one_event_sequences_are_one_named_error_in_every_train_mode(tmp_path, train_mode):
-    # RNNCCE's dataset builds its samples without RecBole's augmentation (and its check): the empty
-    # split check ended in a numpy error instead
+    # the empty split check used to end in a numpy error instead
     config, inter = write_inter(tmp_path, INTER_HEADER + "".join(f"{s}\t{s % 10 + 1}\t{s}\n" for s in range(1, 30)))
     message = run_error({**config, "model": "RNNCCE", "train_mode": train_mode})
     assert message == (f"{inter}: no sequence (column 'session_id') has two or more events after loading and "
-                       "filtering, so RNNCCE has nothing to train on: it predicts each event from the "
-                       "ones before it in its sequence")
+                       "filtering (29 sequences of one event), so RNNCCE has nothing to train on: it predicts "
+                       "each event from the ones before it in its sequence")
 
 
 def test_rows_without_the_field_a_threshold_labels_by_are_dropped(tmp_path):
