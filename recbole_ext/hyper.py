@@ -545,7 +545,9 @@ def main(argv=None, prog="hyper", callbacks=()):
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        address = args.address or os.environ.get("RAY_ADDRESS")
+        # "local": a Ray of its own, as --address's help says; with no address Ray joins whatever
+        # cluster /tmp/ray/ray_current_cluster names, even one that has stopped
+        address = args.address or os.environ.get("RAY_ADDRESS") or "local"
         ray.init(address=address, num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     try:
         try:
