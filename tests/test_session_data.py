@@ -85,6 +85,37 @@ def test_output_folder_appears_only_complete(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def per_row_inter(sessions, items, times):
+    """The .inter text as write_sessions wrote it before it wrote in chunks: one f-string a row."""
+    return atomic.INTER_HEADER + "".join(f"{s}\t{i}\t{t:.3f}\n" for s, i, t in zip(sessions, items, times))
+
+
+def test_chunked_writer_gives_the_bytes_of_the_per_row_writer(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 103
+    sessions = np.sort(rng.integers(-5, 2**40, n))
+    items = rng.integers(0, 2**31 - 1, n).astype(np.int32)
+    times = rng.uniform(-1e3, 2e7, n)
+    # exact halves of a millisecond, values just under and over them, a negative zero, big times
+    times[:8] = [0.0005, 0.0015, 0.0025, 1e6 + 0.0625, np.nextafter(0.0005, 0), -0.0, 2.0**40 + 0.5, 1e15 / 3]
+    cases = {
+        "int64-int32-float64": (sessions, items, times),
+        "uint64-float32": (sessions.astype(np.uint64) + np.uint64(2**63), items, times.astype(np.float32)),
+        "integer-times": (sessions, items, np.round(times).astype(np.int64)),
+        "series": (pd.Series(sessions), pd.Series(items), pd.Series(times)),
+        "lists": (sessions.tolist(), items.tolist(), times.tolist()),  # the row-by-row path
+        "unequal-lengths": (sessions, items[:-4], times),  # stops at the shortest, like zip
+    }
+    for case, columns in cases.items():
+        reference = per_row_inter(*columns).encode()
+        for chunk_rows in (7, n, 4 * n):  # several chunks with a short last one, one, one not full
+            name = f"{case}-{chunk_rows}"
+            config = atomic.write_sessions(*columns, tmp_path, name, chunk_rows=chunk_rows)
+            assert (config.parent / f"{name}.inter").read_bytes() == reference, name
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(  # no staging folder left
+        f"{case}-{chunk_rows}" for case in cases for chunk_rows in (7, n, 4 * n))
+
+
 def test_converted_log_trains_dwellgru4rec(tmp_path, capsys):
     sessions, items, times = synth.generate(200, n_items=60, seed=3)
     stamps = [f"{s},{pd.Timestamp(int(t), unit='s').isoformat()}Z,{i},0" for s, i, t in zip(sessions, items, times)]
