@@ -52,8 +52,37 @@ FORMATS = {
 }
 
 
+BLOCK = 1 << 20  # rows handled at once where a step need not see the whole log
+
+
+def _narrow(ids):
+    """``ids`` (int64) as int32 when every value fits (half the memory; the values are unchanged)."""
+    info = np.iinfo(np.int32)
+    if len(ids) == 0 or (info.min <= ids.min() and ids.max() <= info.max):
+        return ids.astype(np.int32)
+    return ids
+
+
+def _concatenate(chunks, dtype):
+    """One array of ``chunks`` (a list, emptied on the way so each chunk is freed once copied)."""
+    if any(chunk.dtype != dtype for chunk in chunks):
+        dtype = np.result_type(*chunks)
+    out = np.empty(sum(len(chunk) for chunk in chunks), dtype)
+    at = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        out[at: at + len(chunk)] = chunk
+        at += len(chunk)
+    return out
+
+
 def read_log(path, log_format, chunk_lines=1_000_000):
-    """Return (sessions, items, seconds, rows read, rows skipped) of a whole log."""
+    """Return (sessions, items, seconds, rows read, rows skipped) of a whole log.
+
+    The log is read ``chunk_lines`` lines at a time: the text of one chunk is held at once, and the
+    parsed numbers of all. Session and item ids come back as int32 when all of them fit, else
+    int64 (the same values either way); seconds as float64.
+    """
     separator, n_fields, header, parse = FORMATS[log_format]
     sessions, items, seconds = [], [], []
     read = skipped = 0
@@ -62,55 +91,125 @@ def read_log(path, log_format, chunk_lines=1_000_000):
             f.readline()
         while lines := list(islice(f, chunk_lines)):
             text = pd.Series(lines, dtype=str).str.rstrip("\r\n")
+            del lines
             text = text[text != ""]
+            read += len(text)
             parts = text.str.split(separator, expand=True, regex=False)
+            del text
             well_formed = parts.notna().sum(axis=1) == n_fields
             parts = parts[well_formed]
             session, item, time = parse(parts) if len(parts) else (pd.Series(dtype=float),) * 3
+            del parts
             valid = session.notna() & item.notna() & time.notna()
-            read += len(text)
-            skipped += len(text) - int(valid.sum())
-            sessions.append(session[valid].to_numpy(np.int64))
-            items.append(item[valid].to_numpy(np.int64))
+            skipped += len(well_formed) - int(valid.sum())  # well_formed has a row per non-empty line
+            sessions.append(_narrow(session[valid].to_numpy(np.int64)))
+            items.append(_narrow(item[valid].to_numpy(np.int64)))
             seconds.append(time[valid].to_numpy(np.float64))
-    concat = lambda arrays, dtype: np.concatenate(arrays) if arrays else np.array([], dtype)  # noqa: E731
-    return concat(sessions, np.int64), concat(items, np.int64), concat(seconds, np.float64), read, skipped
+            del session, item, time, valid
+    return (_concatenate(sessions, np.int32), _concatenate(items, np.int32), _concatenate(seconds, np.float64),
+            read, skipped)
+
+
+def _in_order(sessions, seconds):
+    """Whether rows are sorted by session, then time, so np.lexsort would keep them as they are
+    (a NaN within a session counts as out of order)."""
+    for start in range(0, len(sessions) - 1, BLOCK):
+        stop = min(len(sessions), start + BLOCK + 1)
+        before, after = sessions[start: stop - 1], sessions[start + 1: stop]
+        if not (after >= before).all():
+            return False
+        same = after == before
+        if not (seconds[start + 1: stop][same] >= seconds[start: stop - 1][same]).all():
+            return False
+    return True
+
+
+def _long_sessions(sessions, min_session_length, kept=None):
+    """Rows of the sessions with at least ``min_session_length`` (kept) rows; ``sessions`` sorted."""
+    if len(sessions) == 0:
+        return np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(np.r_[True, sessions[1:] != sessions[:-1]])
+    lengths = np.diff(np.r_[starts, len(sessions)])
+    counts = lengths if kept is None else np.add.reduceat(kept, starts, dtype=np.int64)
+    return np.repeat(counts >= min_session_length, lengths)
+
+
+def _supported_items(items, kept, min_item_support):
+    """Rows of ``kept`` whose item has at least ``min_item_support`` kept rows (a new mask)."""
+    ids = np.unique(items)
+    counts = np.zeros(len(ids), dtype=np.int64)
+    for start in range(0, len(items), BLOCK):
+        rows = slice(start, start + BLOCK)
+        counts += np.bincount(np.searchsorted(ids, items[rows][kept[rows]]), minlength=len(ids))
+    supported = counts >= min_item_support
+    kept = kept.copy()
+    for start in range(0, len(items), BLOCK):
+        rows = slice(start, start + BLOCK)
+        at = np.flatnonzero(kept[rows])
+        kept[rows][at] = supported[np.searchsorted(ids, items[rows][at])]
+    return kept
+
+
+def _filter_columns(columns, min_session_length, min_item_support):
+    """GRU4Rec's filters on ``columns`` = [sessions, items, seconds], a list whose arrays are replaced.
+
+    Sorting first and filtering the sorted rows keeps the rows, in the order, that filtering first
+    and sorting the rest would (np.lexsort is stable). Each column is replaced in turn, so the old
+    one is freed (if the caller holds it nowhere else) before the next is copied.
+    """
+    if not _in_order(columns[0], columns[2]):
+        order = np.lexsort((columns[2], columns[0]))
+        for column in range(3):
+            columns[column] = columns[column][order]
+        del order
+    sessions, items = columns[0], columns[1]
+    keep = _long_sessions(sessions, min_session_length)
+    keep = _supported_items(items, keep, min_item_support)
+    keep &= _long_sessions(sessions, min_session_length, keep)
+    del sessions, items
+    if not keep.all():
+        for column in range(3):
+            columns[column] = columns[column][keep]
 
 
 def gru4rec_filters(sessions, items, seconds, min_session_length=2, min_item_support=5):
-    """GRU4Rec's preprocessing filters; returns the kept events sorted by session, then time."""
+    """GRU4Rec's preprocessing filters; returns the kept events sorted by session, then time.
 
-    def long_sessions(s):
-        ids, counts = np.unique(s, return_counts=True)
-        return np.isin(s, ids[counts >= min_session_length])
-
-    keep = long_sessions(sessions)
-    sessions, items, seconds = sessions[keep], items[keep], seconds[keep]
-    ids, counts = np.unique(items, return_counts=True)
-    keep = np.isin(items, ids[counts >= min_item_support])
-    sessions, items, seconds = sessions[keep], items[keep], seconds[keep]
-    keep = long_sessions(sessions)
-    sessions, items, seconds = sessions[keep], items[keep], seconds[keep]
-    order = np.lexsort((seconds, sessions))
-    return sessions[order], items[order], seconds[order]
+    Sessions shorter than ``min_session_length`` go, then items with fewer than
+    ``min_item_support`` events, then sessions the item filter left too short.
+    """
+    columns = [sessions, items, seconds]
+    _filter_columns(columns, min_session_length, min_item_support)
+    # new arrays, as always: where nothing moved, the columns are still the caller's own
+    return tuple(new.copy() if new is old else new for new, old in zip(columns, (sessions, items, seconds)))
 
 
 def convert(log_format, input_path, output_dir, name=None, min_session_length=2, min_item_support=5,
             chunk_lines=1_000_000, overwrite=False):
-    """Convert one log; returns (path of the dataset YAML, summary line)."""
+    """Convert one log; returns (path of the dataset YAML, summary line).
+
+    Memory: the text of one chunk of ``chunk_lines`` lines, plus the numeric columns (4 + 4 + 8
+    bytes a row when the ids fit in int32), plus, while sorting and filtering, an int64 sort order
+    and one column's copy.
+    """
     name = log_format if name is None else name
     check_output(output_dir, name, overwrite)  # before reading a log that may take minutes
-    sessions, items, seconds, read, skipped = read_log(input_path, log_format, chunk_lines)
-    sessions, items, seconds = gru4rec_filters(sessions, items, seconds, min_session_length, min_item_support)
+    *columns, read, skipped = read_log(input_path, log_format, chunk_lines)
+    _filter_columns(columns, min_session_length, min_item_support)
+    sessions, items, seconds = columns
+    del columns
     if len(sessions) == 0:
         raise DataError(
             f"{input_path}: no events left after the filters (read {read} rows, skipped {skipped} malformed); "
             "check the format or lower --min_session_length / --min_item_support"
         )
-    config = write_sessions(sessions, items, seconds - seconds.min(), output_dir, name, overwrite)
+    seconds -= seconds.min()  # in place: the same values as a subtraction into a new array
+    config = write_sessions(sessions, items, seconds, output_dir, name, overwrite)
+    n_sessions = 1 + int(np.count_nonzero(sessions[1:] != sessions[:-1]))  # sorted by session
+    del sessions, seconds  # np.unique sorts a copy of the items: not on top of all three columns
     summary = (
-        f"{log_format}: read {read} rows, skipped {skipped} malformed, kept {len(sessions)} events in "
-        f"{len(np.unique(sessions))} sessions over {len(np.unique(items))} items; wrote {config.parent}"
+        f"{log_format}: read {read} rows, skipped {skipped} malformed, kept {len(items)} events in "
+        f"{n_sessions} sessions over {len(np.unique(items))} items; wrote {config.parent}"
     )
     return config, summary
 
