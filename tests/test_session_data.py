@@ -95,7 +95,8 @@ def old_gru4rec_filters(sessions, items, seconds, min_session_length, min_item_s
 
 @pytest.mark.parametrize("seed", range(4))
 def test_gru4rec_filters_keep_the_rows_and_order_of_filtering_then_sorting(seed, monkeypatch):
-    monkeypatch.setattr(convert, "BLOCK", 16)  # the blocked passes cross block boundaries
+    # the blocked passes: blocks shorter than sessions, a few sessions, many, the whole log
+    monkeypatch.setattr(convert, "BLOCK", (2, 16, 64, 1 << 20)[seed])
     rng = np.random.default_rng(seed)
     n = 300
     sessions = rng.integers(1, 90, n)
@@ -139,6 +140,19 @@ def test_chunk_size_does_not_change_the_conversion(tmp_path, monkeypatch):
     inter = (tmp_path / "out" / "rsc15-1" / "rsc15-1.inter").read_text().splitlines()
     assert inter[-5:] == ["9\t214662742\t47330.722", "9\t214536500\t47330.723", "9\t3000000000\t47330.723",
                           "5000000000\t214536506\t47332.223", "5000000000\t214536502\t47332.723"]
+
+
+def test_parsed_columns_grow_and_widen_as_chunks_come():
+    rng = np.random.default_rng(0)
+    chunks = [(rng.integers(0, 100, n), rng.integers(0, 100, n), rng.random(n)) for n in (5, 0, 3000, 7, 2000)]
+    chunks[3][1][2] = 2**31  # an item id int32 cannot hold, after thousands of rows that fit
+    columns = convert._Columns(file_size=10)  # a size that is far too small: capacity must grow
+    for chunk in chunks:
+        columns.add(chunk, bytes_read=10)
+    sessions, items, seconds = columns.result()
+    assert (sessions.dtype, items.dtype, seconds.dtype) == (np.int32, np.int64, np.float64)
+    for got, column in zip((sessions, items, seconds), range(3)):
+        assert np.array_equal(got, np.concatenate([chunk[column] for chunk in chunks]))
 
 
 def test_output_folder_appears_only_complete(tmp_path):

@@ -17,6 +17,7 @@ is replaced only with ``--overwrite`` (and only if it holds nothing else); train
 """
 
 import argparse
+import os
 import sys
 from itertools import islice
 from pathlib import Path
@@ -55,38 +56,60 @@ FORMATS = {
 BLOCK = 1 << 20  # rows handled at once where a step need not see the whole log
 
 
-def _narrow(ids):
-    """``ids`` (int64) as int32 when every value fits (half the memory; the values are unchanged)."""
-    info = np.iinfo(np.int32)
-    if len(ids) == 0 or (info.min <= ids.min() and ids.max() <= info.max):
-        return ids.astype(np.int32)
-    return ids
+def _resized(array, rows, capacity, dtype=None):
+    """A new array of ``capacity`` values (and ``dtype``) whose first ``rows`` are ``array``'s."""
+    new = np.empty(capacity, array.dtype if dtype is None else dtype)
+    new[:rows] = array[:rows]
+    return new
 
 
-def _concatenate(chunks, dtype):
-    """One array of ``chunks`` (a list, emptied on the way so each chunk is freed once copied)."""
-    if any(chunk.dtype != dtype for chunk in chunks):
-        dtype = np.result_type(*chunks)
-    out = np.empty(sum(len(chunk) for chunk in chunks), dtype)
-    at = 0
-    while chunks:
-        chunk = chunks.pop(0)
-        out[at: at + len(chunk)] = chunk
-        at += len(chunk)
-    return out
+class _Columns:
+    """The session, item and time columns of a log, filled chunk by chunk into arrays sized ahead.
+
+    Each chunk is copied in as it is parsed rather than kept and joined at the end: a kept chunk sits
+    in the heap among the freed text of later chunks, where glibc keeps the pages, so joining held
+    the numbers twice (31.7M lines in chunks of 250,000: 39 bytes a row beyond the text of one
+    chunk). The capacity is estimated from the share of the file read so far and grows by at least
+    a quarter when short; arrays this large are mapped pages, so capacity never written costs
+    address space, not memory. Ids are int32 while every one fits (the same values), then int64.
+    """
+
+    def __init__(self, file_size):
+        self.file_size = file_size
+        self.arrays = [np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float64)]
+        self.rows = 0
+
+    def add(self, chunk, bytes_read):
+        """Append ``chunk`` (int64 sessions, int64 items, float64 seconds) after ``bytes_read`` bytes."""
+        end = self.rows + len(chunk[0])
+        if end > len(self.arrays[0]):
+            expected = int(end * max(self.file_size / max(bytes_read, 1), 1.0) * 1.05) + 1024
+            capacity = max(end, expected, len(self.arrays[0]) + len(self.arrays[0]) // 4)
+            for column in range(3):
+                self.arrays[column] = _resized(self.arrays[column], self.rows, capacity)
+        int32 = np.iinfo(np.int32)
+        for column, values in enumerate(chunk):
+            array = self.arrays[column]
+            if array.dtype == np.int32 and len(values) and (values.min() < int32.min or values.max() > int32.max):
+                self.arrays[column] = array = _resized(array, self.rows, len(array), np.int64)
+            array[self.rows: end] = values
+        self.rows = end
+
+    def result(self):
+        return [array[: self.rows] for array in self.arrays]
 
 
 def read_log(path, log_format, chunk_lines=1_000_000):
     """Return (sessions, items, seconds, rows read, rows skipped) of a whole log.
 
     The log is read ``chunk_lines`` lines at a time: the text of one chunk is held at once, and the
-    parsed numbers of all. Session and item ids come back as int32 when all of them fit, else
-    int64 (the same values either way); seconds as float64.
+    parsed numbers of all (:class:`_Columns`). Session and item ids come back as int32 when all of
+    them fit, else int64 (the same values either way); seconds as float64.
     """
     separator, n_fields, header, parse = FORMATS[log_format]
-    sessions, items, seconds = [], [], []
     read = skipped = 0
     with open(path, encoding="utf-8", errors="replace") as f:
+        columns = _Columns(os.fstat(f.fileno()).st_size)
         if header:
             f.readline()
         while lines := list(islice(f, chunk_lines)):
@@ -102,12 +125,10 @@ def read_log(path, log_format, chunk_lines=1_000_000):
             del parts
             valid = session.notna() & item.notna() & time.notna()
             skipped += len(well_formed) - int(valid.sum())  # well_formed has a row per non-empty line
-            sessions.append(_narrow(session[valid].to_numpy(np.int64)))
-            items.append(_narrow(item[valid].to_numpy(np.int64)))
-            seconds.append(time[valid].to_numpy(np.float64))
+            columns.add((session[valid].to_numpy(np.int64), item[valid].to_numpy(np.int64),
+                         time[valid].to_numpy(np.float64)), f.buffer.tell())
             del session, item, time, valid
-    return (_concatenate(sessions, np.int32), _concatenate(items, np.int32), _concatenate(seconds, np.float64),
-            read, skipped)
+    return (*columns.result(), read, skipped)
 
 
 def _in_order(sessions, seconds):
@@ -124,27 +145,43 @@ def _in_order(sessions, seconds):
     return True
 
 
+def _session_blocks(sessions):
+    """Row ranges of about BLOCK rows that start and end at session boundaries (``sessions`` sorted)."""
+    start, n = 0, len(sessions)
+    while start < n:
+        stop = min(n, start + BLOCK)
+        if stop < n:
+            stop = int(np.searchsorted(sessions, sessions[stop], side="left"))  # back to the session's start
+            if stop <= start:  # one session of more than BLOCK rows
+                stop = int(np.searchsorted(sessions, sessions[start], side="right"))
+        yield start, stop
+        start = stop
+
+
 def _long_sessions(sessions, min_session_length, kept=None):
-    """Rows of the sessions with at least ``min_session_length`` (kept) rows; ``sessions`` sorted."""
-    if len(sessions) == 0:
-        return np.zeros(0, dtype=bool)
-    starts = np.flatnonzero(np.r_[True, sessions[1:] != sessions[:-1]])
-    lengths = np.diff(np.r_[starts, len(sessions)])
-    counts = lengths if kept is None else np.add.reduceat(kept, starts, dtype=np.int64)
-    return np.repeat(counts >= min_session_length, lengths)
+    """Rows of the sessions with at least ``min_session_length`` rows (of ``kept``, if given), as a
+    new mask; ``sessions`` sorted, handled a block of whole sessions at a time."""
+    long = np.empty(len(sessions), dtype=bool)
+    for start, stop in _session_blocks(sessions):
+        block = sessions[start:stop]
+        firsts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+        lengths = np.diff(firsts, append=len(block))
+        counts = lengths if kept is None else np.add.reduceat(kept[start:stop], firsts, dtype=np.int64)
+        long[start:stop] = np.repeat(counts >= min_session_length, lengths)
+    return long
 
 
 def _supported_items(items, kept, min_item_support):
-    """Rows of ``kept`` whose item has at least ``min_item_support`` kept rows (a new mask)."""
-    ids = np.unique(items)
+    """Rows of ``kept`` whose item has at least ``min_item_support`` kept rows, as a new mask; a
+    block of rows at a time."""
+    blocks = [slice(start, start + BLOCK) for start in range(0, len(items), BLOCK)]
+    ids = np.unique(np.concatenate([np.unique(items[rows]) for rows in blocks] or [items[:0]]))
     counts = np.zeros(len(ids), dtype=np.int64)
-    for start in range(0, len(items), BLOCK):
-        rows = slice(start, start + BLOCK)
+    for rows in blocks:
         counts += np.bincount(np.searchsorted(ids, items[rows][kept[rows]]), minlength=len(ids))
     supported = counts >= min_item_support
     kept = kept.copy()
-    for start in range(0, len(items), BLOCK):
-        rows = slice(start, start + BLOCK)
+    for rows in blocks:
         at = np.flatnonzero(kept[rows])
         kept[rows][at] = supported[np.searchsorted(ids, items[rows][at])]
     return kept
@@ -165,7 +202,7 @@ def _filter_columns(columns, min_session_length, min_item_support):
     sessions, items = columns[0], columns[1]
     keep = _long_sessions(sessions, min_session_length)
     keep = _supported_items(items, keep, min_item_support)
-    keep &= _long_sessions(sessions, min_session_length, keep)
+    keep &= _long_sessions(sessions, min_session_length, keep)  # at most two row masks at once
     del sessions, items
     if not keep.all():
         for column in range(3):
@@ -189,8 +226,9 @@ def convert(log_format, input_path, output_dir, name=None, min_session_length=2,
     """Convert one log; returns (path of the dataset YAML, summary line).
 
     Memory: the text of one chunk of ``chunk_lines`` lines, plus the numeric columns (4 + 4 + 8
-    bytes a row when the ids fit in int32), plus, while sorting and filtering, an int64 sort order
-    and one column's copy.
+    bytes a row when the ids fit in int32), plus, while filtering, two row masks (1 byte a row each)
+    and, where rows are dropped, a copy of one column; a log not sorted by session and time also
+    needs an int64 sort order and a copy of one column while it is sorted.
     """
     name = log_format if name is None else name
     check_output(output_dir, name, overwrite)  # before reading a log that may take minutes
