@@ -68,10 +68,10 @@ class _Columns:
 
     Each chunk is copied in as it is parsed rather than kept and joined at the end: a kept chunk sits
     in the heap among the freed text of later chunks, where glibc keeps the pages, so joining held
-    the numbers twice (31.7M lines in chunks of 250,000: 39 bytes a row beyond the text of one
-    chunk). The capacity is estimated from the share of the file read so far and grows by at least
-    a quarter when short; arrays this large are mapped pages, so capacity never written costs
-    address space, not memory. Ids are int32 while every one fits (the same values), then int64.
+    the numbers twice (benchmarks/results/scaling/streaming-data-tools.md). The capacity is
+    estimated from the share of the file read so far and grows by at least a quarter when short;
+    arrays this large are mapped pages, so capacity never written costs address space, not memory.
+    Ids are int32 while every one fits (the same values), then int64.
     """
 
     def __init__(self, file_size):
