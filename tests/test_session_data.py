@@ -76,6 +76,86 @@ def test_gru4rec_filters_drop_rare_items_then_the_sessions_they_shorten(tmp_path
     assert not (tmp_path / "out" / "rsc15").exists()
 
 
+def old_gru4rec_filters(sessions, items, seconds, min_session_length, min_item_support):
+    """gru4rec_filters as it was before it sorted first and filtered in place (the reference)."""
+
+    def long_sessions(s):
+        ids, counts = np.unique(s, return_counts=True)
+        return np.isin(s, ids[counts >= min_session_length])
+
+    keep = long_sessions(sessions)
+    sessions, items, seconds = sessions[keep], items[keep], seconds[keep]
+    ids, counts = np.unique(items, return_counts=True)
+    keep = np.isin(items, ids[counts >= min_item_support])
+    sessions, items, seconds = sessions[keep], items[keep], seconds[keep]
+    keep = long_sessions(sessions)
+    sessions, items, seconds = sessions[keep], items[keep], seconds[keep]
+    order = np.lexsort((seconds, sessions))
+    return sessions[order], items[order], seconds[order]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gru4rec_filters_keep_the_rows_and_order_of_filtering_then_sorting(seed, monkeypatch):
+    # the blocked passes: blocks shorter than sessions, a few sessions, many, the whole log
+    monkeypatch.setattr(convert, "BLOCK", (2, 16, 64, 1 << 20)[seed])
+    rng = np.random.default_rng(seed)
+    n = 300
+    sessions = rng.integers(1, 90, n)
+    items = rng.integers(10**9, 10**9 + 40, n).astype(np.int32)
+    seconds = rng.integers(0, 50, n).astype(float)  # ties within sessions: the stable order decides
+    if seed == 3:
+        seconds[::37] = np.nan  # not from the converter (it skips them), but the function sorts them last
+    in_order = np.lexsort((seconds, sessions))
+    for columns in [(sessions, items, seconds), tuple(column[in_order] for column in (sessions, items, seconds))]:
+        for min_session_length, min_item_support in [(1, 1), (2, 5), (3, 8), (4, 12), (40, 1)]:
+            given = [column.copy() for column in columns]
+            expected = old_gru4rec_filters(*columns, min_session_length, min_item_support)
+            got = convert.gru4rec_filters(*given, min_session_length, min_item_support)
+            assert all(a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True) for a, b in zip(expected, got))
+            assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(columns, given))  # inputs untouched
+            assert not any(np.shares_memory(a, b) for a, b in zip(got, given))
+
+
+def test_chunk_size_does_not_change_the_conversion(tmp_path, monkeypatch):
+    monkeypatch.setattr(convert, "BLOCK", 4)
+    text = (RSC15.replace("\n", "\r\n", 2) + "\n" + "9,2014-04-08T00:00:00.000Z,214536500,0\n"
+            "5000000000,2014-04-08T00:00:01.500Z,214536506,0\n"  # a session id int32 cannot hold
+            "5000000000,2014-04-08T00:00:02.000Z,214536502,0\n"
+            "\n"
+            "9,2014-04-07T23:59:59.999Z,214662742,0\n"
+            "9,2014-04-08T00:00:00.000Z,3000000000,0\n")  # an item id int32 cannot hold
+    (tmp_path / "clicks.dat").write_text(text)
+    (tmp_path / "views.csv").write_text(DIGINETICA + "3;NA;9654;10;2016-05-07\n\n3;NA;31331;5;2016-05-07\n")
+    summaries = {}
+    for log_format, log in (("rsc15", "clicks.dat"), ("diginetica", "views.csv")):
+        outputs = {}
+        for chunk_lines in (1, 2, 3, 1000):
+            name = f"{log_format}-{chunk_lines}"
+            config, summary = convert.convert(log_format, tmp_path / log, tmp_path / "out", name, min_item_support=1,
+                                              chunk_lines=chunk_lines)
+            outputs[chunk_lines] = ((config.parent / f"{name}.inter").read_bytes(), summary.replace(name, "NAME"))
+        assert all(output == outputs[1000] for output in outputs.values()), log_format
+        summaries[log_format] = outputs[1000][1]
+    assert summaries["rsc15"].startswith("rsc15: read 12 rows, skipped 1 malformed, kept 10 events in 4 sessions")
+    assert summaries["diginetica"].startswith("diginetica: read 8 rows, skipped 1 malformed, kept 7 events in 3")
+    inter = (tmp_path / "out" / "rsc15-1" / "rsc15-1.inter").read_text().splitlines()
+    assert inter[-5:] == ["9\t214662742\t47330.722", "9\t214536500\t47330.723", "9\t3000000000\t47330.723",
+                          "5000000000\t214536506\t47332.223", "5000000000\t214536502\t47332.723"]
+
+
+def test_parsed_columns_grow_and_widen_as_chunks_come():
+    rng = np.random.default_rng(0)
+    chunks = [(rng.integers(0, 100, n), rng.integers(0, 100, n), rng.random(n)) for n in (5, 0, 3000, 7, 2000)]
+    chunks[3][1][2] = 2**31  # an item id int32 cannot hold, after thousands of rows that fit
+    columns = convert._Columns(file_size=10)  # a size that is far too small: capacity must grow
+    for chunk in chunks:
+        columns.add(chunk, bytes_read=10)
+    sessions, items, seconds = columns.result()
+    assert (sessions.dtype, items.dtype, seconds.dtype) == (np.int32, np.int64, np.float64)
+    for got, column in zip((sessions, items, seconds), range(3)):
+        assert np.array_equal(got, np.concatenate([chunk[column] for chunk in chunks]))
+
+
 def test_output_folder_appears_only_complete(tmp_path):
     def failing_items():
         yield 1
@@ -84,6 +164,37 @@ def test_output_folder_appears_only_complete(tmp_path):
     with pytest.raises(OutputError, match=f"^cannot write {tmp_path / 'broken'}: disk full; nothing was written$"):
         atomic.write_sessions([1, 1], failing_items(), [0.0, 1.0], tmp_path, "broken")
     assert list(tmp_path.iterdir()) == []
+
+
+def per_row_inter(sessions, items, times):
+    """The .inter text as write_sessions wrote it before it wrote in chunks: one f-string a row."""
+    return atomic.INTER_HEADER + "".join(f"{s}\t{i}\t{t:.3f}\n" for s, i, t in zip(sessions, items, times))
+
+
+def test_chunked_writer_gives_the_bytes_of_the_per_row_writer(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 103
+    sessions = np.sort(rng.integers(-5, 2**40, n))
+    items = rng.integers(0, 2**31 - 1, n).astype(np.int32)
+    times = rng.uniform(-1e3, 2e7, n)
+    # exact halves of a millisecond, values just under and over them, a negative zero, big times
+    times[:8] = [0.0005, 0.0015, 0.0025, 1e6 + 0.0625, np.nextafter(0.0005, 0), -0.0, 2.0**40 + 0.5, 1e15 / 3]
+    cases = {
+        "int64-int32-float64": (sessions, items, times),
+        "uint64-float32": (sessions.astype(np.uint64) + np.uint64(2**63), items, times.astype(np.float32)),
+        "integer-times": (sessions, items, np.round(times).astype(np.int64)),
+        "series": (pd.Series(sessions), pd.Series(items), pd.Series(times)),
+        "lists": (sessions.tolist(), items.tolist(), times.tolist()),  # the row-by-row path
+        "unequal-lengths": (sessions, items[:-4], times),  # stops at the shortest, like zip
+    }
+    for case, columns in cases.items():
+        reference = per_row_inter(*columns).encode()
+        for chunk_rows in (7, n, 4 * n):  # several chunks with a short last one, one, one not full
+            name = f"{case}-{chunk_rows}"
+            config = atomic.write_sessions(*columns, tmp_path, name, chunk_rows=chunk_rows)
+            assert (config.parent / f"{name}.inter").read_bytes() == reference, name
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(  # no staging folder left
+        f"{case}-{chunk_rows}" for case in cases for chunk_rows in (7, n, 4 * n))
 
 
 def test_converted_log_trains_dwellgru4rec(tmp_path, capsys):

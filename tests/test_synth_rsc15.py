@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recbole_ext.data import synth
+from recbole_ext.data import synth, synth_rsc15
 from recbole_ext.data.synth_rsc15 import MAX_LENGTH, RSC15_ITEMS, generate_rsc15, session_lengths
 from recbole_ext.errors import DataError
 
@@ -65,6 +65,12 @@ def test_deterministic_by_seed(log):
     assert all(np.array_equal(a, b) for a, b in zip(log, again))
     other = generate_rsc15(N_EVENTS, seed=1)
     assert not np.array_equal(log[1], other[1])
+
+
+def test_block_size_does_not_change_the_log(log, monkeypatch):
+    # times are built a block of clicks at a time; blocks that split sessions give the same log
+    monkeypatch.setattr(synth_rsc15, "BLOCK", 64)
+    assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(log, generate_rsc15(N_EVENTS, seed=0)))
 
 
 def test_cli_writes_the_log(tmp_path, capsys):

@@ -141,7 +141,9 @@ def _main_rsc15(parser, args):
         config = write_sessions(sessions, item_ids, times, args.out, args.name, args.overwrite)
     except RecBoleExtError as error:
         return bad_input("synth", error)  # exit 2; 1 for an output that could not be written
-    print(f"wrote {len(item_ids)} events in {int(sessions[-1])} sessions over {len(np.unique(item_ids))} items; "
+    n_sessions = int(sessions[-1])
+    del sessions, times  # np.unique sorts a copy of the items: not on top of all three columns
+    print(f"wrote {len(item_ids)} events in {n_sessions} sessions over {len(np.unique(item_ids))} items; "
           f"config: {config}")
     return 0
 

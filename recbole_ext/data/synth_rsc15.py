@@ -19,7 +19,9 @@ clicks in 7,966,257 sessions, 3.97 clicks a session, over 37,483 items):
   at most an hour), so times strictly increase within a session.
 
 Exactly ``n_events`` clicks are generated. Everything is vectorised numpy (one pass per click
-position, at most 50): 5M events take seconds and a few hundred MB.
+position, at most 50; times a block of clicks at a time): memory is the three output columns
+(24 bytes a click) plus temporaries of one value a session, so it grows with the log by little
+more than the columns (benchmarks/results/scaling/streaming-data-tools.md).
 
 These parameters are chosen to match the published totals above, not fitted to RSC15's own
 histograms (the raw log is not used here).
@@ -33,6 +35,7 @@ RSC15_ITEMS = 37483
 MIN_LENGTH, MAX_LENGTH = 2, 50
 MAX_GAP_SECONDS = 3600
 SECONDS_PER_DAY = 86400
+BLOCK = 1 << 20  # clicks handled at once where a step need not see the whole log
 
 
 def session_lengths(rng, n_events, exponent=2.5):
@@ -94,13 +97,32 @@ def generate_rsc15(n_events, n_items=RSC15_ITEMS, popularity_exponent=1.0, lengt
         follows = rng.random(len(at)) < follow
         tied = related_items[items[at - 1] - 1, rng.integers(0, related, len(at))]
         items[at] = np.where(follows, tied, by_popularity(len(at)))
+    del by_length, at, follows, tied  # per-session temporaries: not held on top of the time column
 
-    gaps = np.minimum(1 + np.round(rng.lognormal(np.log(30.0), 1.0, n_events)), MAX_GAP_SECONDS).astype(np.int64)
-    gaps[first] = 0
-    elapsed = np.cumsum(gaps)
-    elapsed -= np.repeat(elapsed[first], lengths)  # seconds since the session's first click
+    # Times are built in one float64 column, in place, a block of clicks at a time, so the
+    # generator holds the output columns plus one block rather than several whole-log temporaries.
+    # Every value is a whole number of seconds below 2**53, so the float64 sums are exact: the same
+    # values as summing in int64.
+    times = np.empty(n_events)
+    elapsed = 0.0  # seconds of all gaps before the block
+    for start in range(0, n_events, BLOCK):
+        block = times[start: start + BLOCK]
+        block[:] = rng.lognormal(np.log(30.0), 1.0, len(block))  # the same draws as one call for the log
+        np.round(block, out=block)
+        block += 1
+        np.minimum(block, MAX_GAP_SECONDS, out=block)
+        firsts = first[slice(*np.searchsorted(first, [start, start + len(block)]))]
+        block[firsts - start] = 0  # no gap before a session's first click
+        np.cumsum(block, out=block)
+        block += elapsed
+        elapsed = block[-1]
     latest_start = max(1, days * SECONDS_PER_DAY - (MAX_LENGTH - 1) * MAX_GAP_SECONDS)
     starts = rng.integers(0, latest_start, n_sessions)
-    times = (np.repeat(starts, lengths) + elapsed).astype(np.float64)
+    shift = starts - times[first]  # moves each session's first click to its start
+    bounds = np.r_[np.arange(0, n_sessions, BLOCK // MAX_LENGTH), n_sessions]  # at most BLOCK clicks each
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        clicks = slice(first[begin], first[end - 1] + lengths[end - 1])
+        times[clicks] += np.repeat(shift[begin:end], lengths[begin:end])
+    del starts, shift
     sessions = np.repeat(np.arange(1, n_sessions + 1), lengths)
     return sessions, items, times
