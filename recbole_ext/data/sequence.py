@@ -320,7 +320,6 @@ def sliceable_train_tensors(loader, config, dataset):
     sliceable = (
         isinstance(dataset, SequenceDataset) and isinstance(inter, Interaction) and dataset.target_field in inter
         and loader.neg_sample_args["distribution"] == "none" and config["transform"] is None
-        and config["single_spec"]
     )
     if not sliceable:
         return None, None
