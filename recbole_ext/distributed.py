@@ -16,8 +16,8 @@ each rank by its number of batches times four. The hooks (``hooks/config.py``, `
   take (``train_batch_size``, in samples or, for whole-sequence windows, in targets), and trains on
   its own contiguous part of each: the ranks train on disjoint parts of the epoch, all ranks take the
   same number of steps, and the batch of all ranks together is one process's batch. ``session``
-  mode shards whole sessions instead: each rank takes its own rows of the session-parallel
-  layout (:func:`shard_session_rows`), and a row follows whole sessions.
+  mode shards whole sessions instead: each rank takes every world-size-th row of the
+  session-parallel layout (:func:`shard_session_rows`), and a row follows whole sessions.
 * Gradients: DDP averages the ranks' gradients, as RecBole's trainer sets it up. A plugin model's
   loss is a mean over its batch's targets; each batch carries the rank's share of the targets
   (:data:`LOSS_SHARE_FIELD`), by which the model scales its loss (:func:`scaled_loss`), so the average
@@ -248,12 +248,12 @@ def scaled_loss(loss, interaction):
 
 
 def shard_session_rows(tensors, config):
-    """A ``session`` split's blocks ``[blocks, steps, rows]`` with only this rank's rows: a row of
-    GRU4Rec's session-parallel layout follows whole sessions, one after another, so the ranks train
-    on disjoint sessions, every rank on every block (the same number of steps). All ranks together
-    hold the rows one process would, and :data:`LOSS_SHARE_FIELD` (the rank's rows times the world
-    size over all rows) makes the ranks' averaged per-row loss that process's. Other data is
-    returned as it is."""
+    """A ``session`` split's blocks ``[blocks, steps, rows]`` with only this rank's rows (every
+    world-size-th, from its rank on): a row of GRU4Rec's session-parallel layout follows whole
+    sessions, one after another, so the ranks train on disjoint sessions, every rank on every block
+    (the same number of steps). All ranks together hold the rows one process would, and
+    :data:`LOSS_SHARE_FIELD` (the rank's rows times the world size over all rows) makes the ranks'
+    averaged per-row loss that process's. Other data is returned as it is."""
     from recbole.data.interaction import Interaction
 
     from recbole_ext.data.sequence import SESSION_BLOCK_FIELD
@@ -266,15 +266,17 @@ def shard_session_rows(tensors, config):
     if rows < world_size:
         raise ConfigError(f"train_mode: session with {world_size} processes needs train_batch_size >= {world_size} "
                           f"rows (one per process at least), got {rows}")
-    start, stop = shard(rows, rank, world_size)
     sharded = {}
     for name, values in fields.items():
-        part = values[:, :, start:stop].contiguous() if values.dim() == 3 else values
+        # every world_size-th row: the first sessions of an epoch fill the first rows, so each rank
+        # gets its share of them (and of the rows left idle when there are more rows than sessions)
+        part = values[:, :, rank::world_size].contiguous() if values.dim() == 3 else values
         sharded[name] = part.pin_memory() if values.is_pinned() else part
     # the model's per-row loss is divided by this rank's rows; a share makes it all ranks' rows
     blocks = len(fields[SESSION_BLOCK_FIELD])
     on = fields[SESSION_BLOCK_FIELD].device
-    sharded[LOSS_SHARE_FIELD] = torch.full((blocks,), (stop - start) * world_size / rows, device=on)
+    mine = len(range(rank, rows, world_size))
+    sharded[LOSS_SHARE_FIELD] = torch.full((blocks,), mine * world_size / rows, device=on)
     return Interaction(sharded)
 
 
