@@ -19,17 +19,29 @@ Each trial trains through RecBole's own pipeline (:func:`recbole_ext.training.tr
 reports the valid metric and the whole valid result after every epoch (so ASHA can stop it) and its
 test result at the end. Keys that no config layer defines are errors here (``strict_keys``), before
 Ray starts: a misspelt key would otherwise cost a whole search.
+
+On a Ray cluster (``--address``), ``--max_failures=N`` runs a trial again, up to N times, when it
+fails — its worker or its node died, or it raised — and every epoch's report carries a Ray checkpoint
+of the trial's training state (:func:`save_trial_state`, loadable weights-only), so a trial run again
+continues after its last finished epoch (:func:`restore_trial_state`), with the random state it had
+there. The results table counts the retries. A trial whose node cannot see the dataset fails with one
+line naming the node and the path. docs/distributed.md shows a cluster search.
 """
 
 import argparse
 import ast
+import contextlib
 import csv
 import io
 import json
 import math
 import os
 import pickle
+import random
+import shutil
+import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from recbole_ext import cli, files
@@ -181,30 +193,68 @@ def check_parameter_names(space, model, dataset, config_files, overrides):
 
 
 def train_trial(params, model, dataset, config_files, overrides):
-    """Ray Tune trainable: one RecBole run, reporting after every epoch."""
+    """Ray Tune trainable: one RecBole run, reporting (with a checkpoint) after every epoch, continuing
+    from the trial's last checkpoint when Ray runs it again after a failure."""
     import ray
 
     import recbole_ext  # noqa: F401  (a fresh Ray worker must register the plugin models)
     from ray import tune
 
-    run_trial(params, model, dataset, config_files, overrides, tune.report, ray.get_gpu_ids())
+    def report_checkpoint(metrics, folder):
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    checkpoint = tune.get_checkpoint()
+    with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext() as restored:
+        run_trial(params, model, dataset, config_files, overrides, tune.report, ray.get_gpu_ids(),
+                  report_checkpoint=report_checkpoint, resume_from=restored, node=ray_node())
 
 
-def run_trial(params, model, dataset, config_files, overrides, report, gpu_ids=()):
+def run_trial(params, model, dataset, config_files, overrides, report, gpu_ids=(), report_checkpoint=None,
+              resume_from=None, node=None):
     """Train one trial through RecBole; ``report(metrics)`` after every epoch and once at the end.
 
     ``gpu_ids`` are the GPUs Ray gave the trial: RecBole's ``gpu_id`` would otherwise point every
     trial at GPU 0 (it sets ``CUDA_VISIBLE_DEVICES`` itself), and an empty one trains on the CPU.
+    With ``report_checkpoint``, each epoch is reported as ``report_checkpoint(metrics, folder)``,
+    ``folder`` holding the training state (:func:`save_trial_state`); ``resume_from``, a folder so
+    saved, continues the training after that epoch. ``node`` (``{"node_id", "node"}``, the Ray node's
+    id and a readable name; the host name by default) is named by a missing-dataset error, and its
+    ``node_id`` is added to every epoch's report (the table's trials can be traced to their nodes).
     """
+    from recbole_ext.errors import DatasetNotFoundError
     from recbole_ext.training import train_and_test
 
+    node = node or {"node": socket.gethostname()}
+    training = {}
+
+    def before_fit(trainer, train_data):
+        training.update(trainer=trainer, train_data=train_data)
+        if resume_from is not None:
+            restore_trial_state(trainer, train_data, resume_from)
+
     def report_epoch(epoch, valid_score, valid_result, seconds):
-        report({"epoch": epoch, "valid_score": valid_score, **_prefixed("valid/", valid_result)})
+        metrics = {"epoch": epoch, "valid_score": valid_score, **_prefixed("valid/", valid_result)}
+        if "node_id" in node:
+            metrics["node_id"] = node["node_id"]
+        if report_checkpoint is None:
+            report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="recbole-ext-trial-") as folder:
+            save_trial_state(training["trainer"], training["train_data"], epoch, folder)
+            report_checkpoint(metrics, folder)
 
     config = {**overrides, **params, "strict_keys": True, "show_progress": False,
               "gpu_id": ",".join(map(str, gpu_ids))}
-    with cli.without_command_line():
-        result = train_and_test(model, dataset, config_files, config, report_epoch)
+    try:
+        with cli.without_command_line():
+            checkpointed = report_checkpoint is not None or resume_from is not None
+            result = train_and_test(model, dataset, config_files, config, report_epoch,
+                                    **({"before_fit": before_fit} if checkpointed else {}))
+    except DatasetNotFoundError as error:
+        raise DatasetNotFoundError(
+            f"node {node['node']} cannot see the dataset: {error} On a Ray cluster every node reads the data "
+            "itself: put it on storage that every node mounts at the same path and pass that path as --data_path."
+        ) from None
     report({
         "epoch": result["epochs"],
         "valid_score": result["best_valid_score"],
@@ -216,6 +266,98 @@ def run_trial(params, model, dataset, config_files, overrides, report, gpu_ids=(
 
 def _prefixed(prefix, result):
     return {f"{prefix}{key}": float(value) for key, value in result.items()}
+
+
+def ray_node():
+    """``{"node_id": Ray's id of this node, "node": its IP address, host name and short id}``."""
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    return {"node_id": node_id,
+            "node": f"{ray.util.get_node_ip_address()} (host {socket.gethostname()}, Ray node {node_id[:8]})"}
+
+
+# ---------------------------------------------------------------- trial checkpoints
+
+TRIAL_STATE_FILE, BEST_MODEL_FILE = "trial_state.pth", "best_model.pth"
+
+
+def save_trial_state(trainer, train_data, epoch, folder):
+    """Write what a trial needs to continue after ``epoch`` finished epochs into ``folder``: the
+    weights, the optimizer, RecBole's early-stopping state, the best valid result, every random state
+    the next epoch draws from (torch, numpy, Python, the training loader's generator) in
+    ``trial_state.pth`` (protocol 2, tensors and plain values: it loads with ``weights_only=True``),
+    and the best checkpoint so far as ``best_model.pth`` (RecBole's, written weights-only loadable by
+    :mod:`recbole_ext.checkpoints`)."""
+    import numpy as np
+    import torch
+
+    from recbole_ext.checkpoints import CHECKPOINT_PICKLE_PROTOCOL, weights_only_other_parameter
+
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state = {
+        "epoch": int(epoch),
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": weights_only_other_parameter(trainer.model),
+        "optimizer": trainer.optimizer.state_dict(),
+        "cur_step": int(trainer.cur_step),
+        "best_valid_score": float(trainer.best_valid_score),
+        "best_valid_result": {key: float(value) for key, value in (trainer.best_valid_result or {}).items()},
+        "stopped": trainer.cur_step > trainer.stopping_step,  # RecBole's early-stopping rule
+        "train_loss": {int(k): float(v) for k, v in trainer.train_loss_dict.items()},
+        "random": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss),
+                      float(cached_gaussian)),
+            "python": random.getstate(),
+            "loader": train_data.generator.get_state(),
+        },
+    }
+    torch.save(state, os.path.join(folder, TRIAL_STATE_FILE), pickle_protocol=CHECKPOINT_PICKLE_PROTOCOL)
+    if os.path.isfile(trainer.saved_model_file):
+        shutil.copyfile(trainer.saved_model_file, os.path.join(folder, BEST_MODEL_FILE))
+
+
+def restore_trial_state(trainer, train_data, folder):
+    """Continue the training :func:`save_trial_state` saved in ``folder``: after its epoch, with its
+    random states, its best checkpoint in the place RecBole tests from. When that training had ended
+    (the last epoch, or early stopping), the model holds the best weights and trains no more."""
+    import numpy as np
+    import torch
+
+    state = torch.load(os.path.join(folder, TRIAL_STATE_FILE), map_location=trainer.device, weights_only=True)
+    best = os.path.join(folder, BEST_MODEL_FILE)
+    if os.path.isfile(best):
+        shutil.copyfile(best, trainer.saved_model_file)
+    trainer.model.load_state_dict(state["state_dict"])
+    trainer.model.load_other_parameter(state["other_parameter"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.start_epoch = state["epoch"]
+    trainer.cur_step = state["cur_step"]
+    trainer.best_valid_score = state["best_valid_score"]
+    trainer.best_valid_result = state["best_valid_result"]
+    trainer.train_loss_dict = dict(state["train_loss"])
+    if state["stopped"] or trainer.start_epoch >= trainer.epochs:
+        # RecBole's fit then trains no more and saves the model as the best checkpoint
+        trainer.epochs = trainer.start_epoch
+        if os.path.isfile(best):
+            best_state = torch.load(best, map_location=trainer.device, weights_only=True)
+            trainer.model.load_state_dict(best_state["state_dict"])
+    saved = state["random"]
+    torch.set_rng_state(saved["torch"].cpu())
+    if saved["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in saved["cuda"]])
+    kind, keys, position, has_gauss, cached_gaussian = saved["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+    random.setstate(_tuples(saved["python"]))
+    train_data.generator.set_state(saved["loader"].cpu())
+    trainer.logger.info(f"trial continues after epoch {trainer.start_epoch} from its checkpoint {folder}")
+
+
+def _tuples(value):
+    # Python's random state is nested tuples; unpickled weights-only they may come back as lists
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def save_settings(experiment_path, settings):
@@ -258,7 +400,8 @@ def load_settings(experiment_path):
 
 def results_table(experiment_path, space, bigger_is_better):
     """One row per trial of the experiment on disk: params, best valid score, test result, epochs
-    run, status (finished, stopped early, failed, unfinished) and the error of a failed trial."""
+    run, status (finished, stopped early, failed, unfinished), how often Ray ran it again after a
+    failure (``retries``, ``--max_failures``) and the error of a failed trial."""
     from ray.tune import ExperimentAnalysis
     from ray.tune.experiment import Trial
 
@@ -284,6 +427,8 @@ def results_table(experiment_path, space, bigger_is_better):
             **{key: value for key, value in last.items() if key.startswith("test/")},
             "epochs": int(max(epochs)) if len(epochs) else 0,
             "status": status,
+            # every failure but a failed trial's last was followed by a retry
+            "retries": max(0, trial.num_failures - (status == FAILED)),
             "error": _error_summary(trial.get_error()) if status == FAILED else "",
         })
     return rows
@@ -349,6 +494,9 @@ def parse_args(argv, prog="hyper"):
     parser.add_argument("--cpus_per_trial", type=float, default=None, help="CPUs per trial (default: 1)")
     parser.add_argument("--gpus_per_trial", type=float, default=None,
                         help="GPUs per trial (default: 0); fractions share a GPU")
+    parser.add_argument("--max_failures", type=int, default=None,
+                        help="run a failed trial again up to N times, from its last epoch's checkpoint (default: 0; "
+                             "on a cluster, where a node can be lost, e.g. 3)")
     parser.add_argument("--address", default=None,
                         help="existing Ray cluster, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--num_cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
@@ -368,6 +516,10 @@ def parse_args(argv, prog="hyper"):
     for flag in ("num_samples", "max_concurrent", "num_cpus"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag}: {getattr(args, flag)} is not allowed; use a positive integer")
+    if args.max_failures is not None and args.max_failures < 0:
+        parser.error(f"--max_failures: {args.max_failures} is not allowed; use an integer >= 0")
+    if args.max_failures is not None and args.resume:
+        parser.error("--max_failures is the search's own: a resumed search keeps the one it started with")
     if args.retry_failed and not args.resume:
         parser.error("--retry_failed needs --resume")
     if args.address and args.num_cpus:
@@ -397,6 +549,7 @@ def new_settings(args):
         "max_concurrent": args.max_concurrent,
         "cpus_per_trial": 1 if args.cpus_per_trial is None else args.cpus_per_trial,
         "gpus_per_trial": 0 if args.gpus_per_trial is None else args.gpus_per_trial,
+        "max_failures": args.max_failures or 0,
     }
     config = check_parameter_names(
         settings["space"], settings["model"], settings["dataset"], config_files, config_dict(settings["overrides"])
@@ -453,8 +606,8 @@ def build_tuner(args, settings, experiment, callbacks=()):
         {"cpu": settings["cpus_per_trial"], "gpu": settings["gpus_per_trial"]},
     )
     if args.resume and search_started(experiment):
-        # Trials carry no Ray checkpoint: an interrupted trial starts again from its first epoch.
-        # Ray restores the run config, callbacks included, from the experiment's tuner.pkl.
+        # An interrupted trial continues from its last epoch's checkpoint (train_trial).
+        # Ray restores the run config, callbacks and failure config included, from the experiment's tuner.pkl.
         tuner_file = Path(experiment) / TUNER_FILE
         if not tuner_file.is_file():
             raise ConfigError(f"--resume: {tuner_file} is missing, and Ray restores a search from it; the search "
@@ -487,7 +640,10 @@ def build_tuner(args, settings, experiment, callbacks=()):
         ),
         run_config=tune.RunConfig(
             name=Path(experiment).name, storage_path=str(Path(experiment).parent), verbose=1,
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            # a trial that fails (its worker or node died) runs again from its last checkpoint
+            failure_config=tune.FailureConfig(max_failures=settings.get("max_failures", 0), fail_fast=False),
+            # every epoch reports a checkpoint (train_trial); the latest is all a retry needs
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             # each trial's RecBole log (written in its working folder) lands in its trial folder
             sync_config=tune.SyncConfig(sync_artifacts=True),
             callbacks=list(callbacks),

@@ -112,17 +112,21 @@ def remove_stale_checkpoint_dirs():
             os.rmdir(path)  # left in place if anything else is inside
 
 
-def train_and_test(model, dataset, config_file_list=None, config_dict=None, on_epoch=None):
+def train_and_test(model, dataset, config_file_list=None, config_dict=None, on_epoch=None, before_fit=None):
     """Train ``model`` on ``dataset`` and test its best checkpoint.
 
     ``on_epoch(epoch, valid_score, valid_result, seconds)`` is called after every validation
-    (``seconds`` since training started). The checkpoint lives in a temporary folder, removed at
-    the end. Returns RecBole's result dict plus ``epochs`` (epochs trained), ``seconds`` (training
-    wall time), ``train_seconds`` (each epoch's training time) and ``train_targets`` per epoch.
+    (``seconds`` since training started); ``before_fit(trainer, train_data)`` once the trainer is
+    built, before it trains (a search's trial restores its state there and continues from
+    ``trainer.start_epoch``). The checkpoint lives in a temporary folder, removed at the end.
+    Returns RecBole's result dict plus ``epochs`` (epochs trained), ``seconds`` (training wall
+    time), ``train_seconds`` (each epoch's training time) and ``train_targets`` per epoch.
     """
     with prepared_run(model, dataset, config_file_list, config_dict) as (config, trainer, splits):
         train_data, valid_data, test_data = splits
-        epochs = [0]
+        if before_fit is not None:
+            before_fit(trainer, train_data)
+        epochs = [trainer.start_epoch]
 
         def after_validation(epoch_idx, valid_score):
             epochs[0] = epoch_idx + 1

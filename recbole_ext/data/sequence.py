@@ -268,7 +268,8 @@ def sliced_batch_source(loader, config, dataset):
     ``session`` blocks, a plain slice in order. RecBole's trainer still runs the epoch, moving each
     batch to the device (already there)."""
     inter = getattr(dataset, "inter_feat", None)
-    plain = loader.neg_sample_args["distribution"] == "none" and config["transform"] is None and config["single_spec"]
+    # a distributed run shards these per batch too (recbole_ext.distributed.train_batches)
+    plain = loader.neg_sample_args["distribution"] == "none" and config["transform"] is None
     if not plain:
         return None, None
     if isinstance(inter, (LeanSamples, LeanWindows)):

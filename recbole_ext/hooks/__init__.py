@@ -38,6 +38,7 @@ MANIFEST = {
         "recbole.config.configurator.Config._update_internal_config_dict",
         "recbole.config.configurator.Config._set_default_parameters",
         "recbole.config.configurator.Config.__init__",
+        "recbole.config.configurator.Config._init_device",
     ),
     "utils": (
         "recbole.utils.utils.get_model",
@@ -70,12 +71,17 @@ MANIFEST = {
         "recbole.data.dataloader.general_dataloader.TrainDataLoader.__iter__",
         "recbole.data.dataloader.general_dataloader.FullSortEvalDataLoader._init_batch_size_and_step",
         "recbole.data.dataloader.general_dataloader.FullSortEvalDataLoader.collate_fn",
+        "recbole.data.dataloader.general_dataloader.FullSortEvalDataLoader.__iter__",
+        "recbole.data.dataloader.general_dataloader.NegSampleEvalDataLoader.__iter__",
     ),
     "trainer": (
         "recbole.trainer.trainer.Trainer.__init__",
         "recbole.trainer.trainer.Trainer._save_checkpoint",
         "recbole.trainer.trainer.Trainer.fit",
         "recbole.trainer.trainer.amp",
+        "recbole.trainer.trainer.AbstractTrainer.__init__",
+        "recbole.trainer.trainer.Trainer.evaluate",
+        "recbole.trainer.trainer.Trainer._map_reduce",
     ),
     "evaluator": (
         "recbole.evaluator.collector.Collector.eval_batch_collect",
@@ -87,6 +93,7 @@ MANIFEST = {
         "recbole.quick_start.quick_start.load_data_and_model",
         "recbole.quick_start.load_data_and_model",
         "recbole.quick_start.quick_start.tune",
+        "recbole.quick_start.quick_start.run_recboles",
     ),
 }
 # The order the installers run in: config first (every later step builds or reads a Config).

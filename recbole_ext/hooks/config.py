@@ -13,6 +13,10 @@ recbole-ext's YAML layers, key checks and the run settings (:mod:`recbole_ext.se
   sets one and then refuses it), unknown keys last (:func:`keys.check_known_keys`).
 * ``__init__``: an error RecBole raises for a bad value becomes a :class:`ConfigError`; the run
   settings are read and checked once the config is complete (:func:`recbole_ext.settings.resolve`).
+* ``_init_device``: in a process of a distributed run (a config with ``local_rank``), the process
+  group starts with ``ddp_backend`` (``gloo`` on the CPU, ``nccl`` on GPUs) and the process trains on
+  the CPU where there is no GPU (:func:`recbole_ext.distributed.init_device`); RecBole's own always
+  starts ``nccl`` and asserts a GPU per process. A single process's device is RecBole's choice.
 """
 
 import os
@@ -20,7 +24,7 @@ import os
 import numpy as np
 from recbole.config import configurator
 
-from recbole_ext import keys, registry, settings
+from recbole_ext import distributed, keys, registry, settings
 from recbole_ext.errors import ConfigError, RecBoleExtError
 from recbole_ext.hooks.replace import replace, wrap
 
@@ -81,3 +85,9 @@ def install():
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
             raise ConfigError(f"RecBole's Config refused the configuration: {message}") from error
         settings.resolve(self)
+
+    @wrap(Config, "_init_device")
+    def _init_device(recbole_init_device, self):
+        if "local_rank" not in self.final_config_dict:
+            return recbole_init_device(self)
+        distributed.init_device(self.final_config_dict)

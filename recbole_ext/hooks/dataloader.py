@@ -15,17 +15,25 @@ samples, ``FullSortEvalDataLoader`` for the held-out protocols.
   full-ranking evaluation, which samples nothing (RecBole builds one that holds a set per user).
 * ``FullSortEvalDataLoader.collate_fn`` / ``_init_batch_size_and_step``: a held-out split's goal sets,
   ranked-last items and one-pass windows (:mod:`recbole_ext.protocols.evaluation`).
+* Distributed training (:mod:`recbole_ext.distributed`): ``TrainDataLoader`` keeps one process's
+  step, serves each rank its part of every batch and a ``session`` split's own rows;
+  ``FullSortEvalDataLoader.__iter__`` / ``NegSampleEvalDataLoader.__iter__`` serve each rank a
+  contiguous part of the evaluation data, every sample once.
 """
 
-import torch
-from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
-from recbole.data.dataloader.general_dataloader import FullSortEvalDataLoader, TrainDataLoader
 import recbole.data
 import recbole.data.utils as data_utils
+import torch
+from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
+from recbole.data.dataloader.general_dataloader import (
+    FullSortEvalDataLoader,
+    NegSampleEvalDataLoader,
+    TrainDataLoader,
+)
 from recbole.data.transform import construct_transform
 from recbole.utils import ModelType
 
-from recbole_ext import settings
+from recbole_ext import distributed, settings
 from recbole_ext.data import lean, sequence
 from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import evaluation as protocols
@@ -83,15 +91,20 @@ def install():
         if step is not None:
             self.step = step
             self.set_batch_size(step)
+        self.global_step = self.step  # distributed: RecBole divides step by the world size after this
 
     @wrap(TrainDataLoader, "__init__")
     def __init__(recbole_init, self, config, dataset, sampler, shuffle=False):
         in_order = settings.of(config).train_mode == "session" and isinstance(dataset, sequence.SequenceDataset)
         recbole_init(self, config, dataset, sampler, shuffle=shuffle and not in_order)
         self._sliced_source, self._batch_device = sequence.sliced_batch_source(self, config, dataset)
+        self._sliced_source = distributed.shard_session_rows(self._sliced_source, config)
 
     @wrap(TrainDataLoader, "__iter__")
     def __iter__(recbole_iter, self):
+        if distributed.is_distributed(self.config):
+            source, device = getattr(self, "_sliced_source", None), getattr(self, "_batch_device", None)
+            return distributed.train_batches(self, source, device)
         if getattr(self, "_sliced_source", None) is None:
             return recbole_iter(self)
         return sequence.sliced_batches(self._sliced_source, self.step, self.shuffle, self.generator, self._batch_device)
@@ -110,3 +123,10 @@ def install():
         if held_out is None or not self.is_sequential:
             return recbole_collate(self, index)
         return protocols.collate_held_out(self, index, held_out)
+
+    for eval_loader in (FullSortEvalDataLoader, NegSampleEvalDataLoader):
+        @wrap(eval_loader, "__iter__")
+        def _eval_iter(recbole_iter, self):
+            if distributed.is_distributed(self.config):
+                return distributed.eval_batches(self)
+            return recbole_iter(self)

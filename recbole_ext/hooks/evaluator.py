@@ -11,7 +11,9 @@ collected data that is not a tensor.
 * ``Collector.get_data_struct``: RecBole calls ``.cpu()`` on every collected value, but
   ``data.num_items`` is an int and ``data.count_items`` a Counter: ItemCoverage, AveragePopularity,
   TailPercentage (and BlockbusterShare) raised AttributeError; those values are handed over as they
-  are. The per-batch next-item hits are cleared with the rest of an evaluation's data.
+  are. The per-batch next-item hits are cleared with the rest of an evaluation's data. In a
+  distributed run the per-sample rows of all ranks are gathered (:func:`recbole_ext.distributed.gather_collected`),
+  so every rank computes the metrics of the whole evaluation data.
 * ``Evaluator.evaluate``: numpy 2 prints scalars as ``np.float64(0.0531)``, so RecBole's result
   dicts, and the log lines that print them, read that way; results are plain floats instead.
 
@@ -26,7 +28,7 @@ import torch
 from recbole.evaluator.collector import Collector
 from recbole.evaluator.evaluator import Evaluator
 
-from recbole_ext import metrics
+from recbole_ext import distributed, metrics
 from recbole_ext.hooks.replace import wrap
 
 
@@ -52,6 +54,8 @@ def install():
         finally:
             data.update(others)
         returned._data_dict.update(copy.deepcopy(others))
+        if not self.config["single_spec"]:
+            distributed.gather_collected(returned._data_dict)  # all ranks' rows, in rank order
         if metrics.NEXT_ITEM_HITS in self.data_struct:
             del self.data_struct[metrics.NEXT_ITEM_HITS]
         return returned

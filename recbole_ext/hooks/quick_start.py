@@ -7,6 +7,9 @@
   imported it by name.
 * ``tune`` (the module's ``ray.tune``): Ray 2.7 changed ``tune.report(**metrics)`` to
   ``tune.report(metrics)``, so ``objective_function`` raised TypeError; a stand-in keeps the old form.
+* ``run_recboles``: what ``run(..., nproc=N)`` starts in each of its processes (``mp.spawn``, which
+  pickles the function by name): RecBole's, reached through this module, so that every process
+  imports recbole_ext, and with it the hooks and the plugin models, before building its ``Config``.
 """
 
 import recbole.quick_start as quick_start_package
@@ -26,6 +29,11 @@ class _Tune:
         tune.report(dict(metrics))
 
 
+def run_recboles(rank, *args):
+    """RecBole's ``run_recboles`` (one process of a distributed ``run``), named in recbole_ext."""
+    return run_recboles.__wrapped__(rank, *args)
+
+
 def install():
     @wrap(quick_start, "load_data_and_model", also_in=(quick_start_package,))
     def load_data_and_model(recbole_load_data_and_model, model_file):
@@ -34,3 +42,4 @@ def install():
         return recbole_load_data_and_model(model_file)
 
     replace(quick_start, "tune", _Tune(), __name__)
+    replace(quick_start, "run_recboles", run_recboles, __name__)

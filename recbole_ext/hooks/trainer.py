@@ -15,6 +15,12 @@
   the model the test reads (:func:`recbole_ext.protocols.final_fit.fit`).
 * ``amp`` (the module's ``torch.cuda.amp``): torch 2.4 deprecated ``torch.cuda.amp.GradScaler``, so
   every RecBole training run warned (FutureWarning); ``torch.amp``'s, for CUDA, stand in.
+* Distributed training (:mod:`recbole_ext.distributed`): ``AbstractTrainer.__init__`` wraps the model
+  in ``DistributedDataParallel`` without a GPU id on the CPU (RecBole's passes ``local_rank`` as one,
+  which torch refuses for a CPU module); ``Trainer.evaluate`` loads the best model on every rank from
+  rank 0's checkpoint (only rank 0 writes one); ``Trainer._map_reduce`` keeps the metrics every rank
+  computed from all ranks' gathered rows (``hooks/evaluator.py``) instead of averaging each rank's by
+  its number of batches.
 
 A plugin model's own trainer is a class registered by name, as RecBole looks trainers up
 (``register_model(trainer_class=...)``), not a hook.
@@ -27,11 +33,11 @@ import recbole.trainer.trainer as trainer_module
 import torch
 from recbole.utils import set_color
 
-from recbole_ext import checkpoints, files
+from recbole_ext import checkpoints, distributed, files
 from recbole_ext.hooks.replace import replace, wrap
 from recbole_ext.protocols import final_fit
 
-Trainer = trainer_module.Trainer
+AbstractTrainer, Trainer = trainer_module.AbstractTrainer, trainer_module.Trainer
 _built_listeners = []
 
 
@@ -70,6 +76,27 @@ def install():
             callback_fn=None):
         return final_fit.fit(recbole_fit, self, train_data, valid_data, verbose=verbose, saved=saved,
                              show_progress=show_progress, callback_fn=callback_fn)
+
+    def __init__(self, config, model):  # RecBole's AbstractTrainer.__init__, the wrapper built for the device
+        self.config = config
+        self.model = model
+        if not config["single_spec"]:
+            self.model, self.distributed_model = distributed.wrap_model(model, config)
+
+    replace(AbstractTrainer, "__init__", __init__, __name__)
+
+    @wrap(Trainer, "evaluate")
+    def evaluate(recbole_evaluate, self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if eval_data and load_best_model and not self.config["single_spec"]:
+            distributed.load_best_model(self, model_file or self.saved_model_file)
+            load_best_model = False
+        return recbole_evaluate(self, eval_data, load_best_model=load_best_model, model_file=model_file,
+                                show_progress=show_progress)
+
+    def _map_reduce(self, result, num_sample):
+        return result  # every rank computed it from the rows of all ranks
+
+    replace(Trainer, "_map_reduce", _map_reduce, __name__)
 
     replace(trainer_module, "amp", types.SimpleNamespace(
         GradScaler=functools.partial(torch.amp.GradScaler, "cuda"),

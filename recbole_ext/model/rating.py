@@ -32,7 +32,7 @@ from recbole.utils import InputType
 from torch import nn
 from torch.nn.utils import parametrize
 
-from recbole_ext import keys
+from recbole_ext import distributed, keys
 from recbole_ext.errors import ConfigError
 
 RATING_LOSSES = {"MSE": F.mse_loss, "MAE": F.l1_loss}
@@ -72,7 +72,8 @@ class RatingRecommender(GeneralRecommender):
 
     def calculate_loss(self, interaction):
         prediction, penalty = self.forward(interaction[self.USER_ID], interaction[self.ITEM_ID])
-        return rating_loss(prediction, interaction[self.LABEL].float(), self.loss_type) + self.reg_weight * penalty
+        loss = rating_loss(prediction, interaction[self.LABEL].float(), self.loss_type) + self.reg_weight * penalty
+        return distributed.scaled_loss(loss, interaction)  # a distributed run: this rank's share of the batch
 
     def predict(self, interaction):
         prediction, _ = self.forward(interaction[self.USER_ID], interaction[self.ITEM_ID])

@@ -21,7 +21,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_ext import keys, settings
+from recbole_ext import distributed, keys, settings
 from recbole_ext.data.sequence import (
     DATASET_OF_TRAIN_MODE,
     SESSION_BLOCK_FIELD,
@@ -133,6 +133,10 @@ class RNNRecommender(SequentialRecommender):
         return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
 
     def calculate_loss(self, interaction):
+        # in a distributed run, scaled by this rank's share of the batch's targets (recbole_ext.distributed)
+        return distributed.scaled_loss(self._batch_loss(interaction), interaction)
+
+    def _batch_loss(self, interaction):
         if self.train_mode == "session":
             return self._session_loss(interaction)
         if self.train_mode == "sequence":
@@ -205,6 +209,10 @@ class RNNRecommender(SequentialRecommender):
         # real rows would give the last few sessions of an epoch, alone in their batches, steps many
         # times as large, and they are the last steps before each evaluation
         share = real.sum() / real.numel()
+        if not real.any():
+            # every row idle: a rank of a distributed run whose sessions all ended (a loss of zero that
+            # still reaches every parameter it would have)
+            return torch.stack(hidden).sum() * 0.0
         return self.loss(self, torch.stack(hidden)[real], targets[real]) * share
 
     def session_step_fields(self):
@@ -218,12 +226,15 @@ def sparse_item_gradients(config):
     momentum) leave a row without gradient as it is, so a sparse gradient gives the very same update
     at a cost that does not grow with the catalogue (the official GRU4Rec's sparse embeddings). Adam's
     moments move every row, weight decay touches every row, and RecBole's gradient clipping reads
-    dense norms: those keep dense gradients."""
+    dense norms: those keep dense gradients. So does a distributed run: RecBole's trainer adds every
+    parameter times zero to the loss so that DDP reduces them all, which makes the item gradients
+    dense, and DDP refuses a dense gradient for a sparse embedding."""
     return (
         config["loss_type"] in SAMPLED_LOSSES
         and str(config["learner"]).lower() in ("adagrad", "sgd")
         and not config["weight_decay"]
         and not config["clip_grad_norm"]
+        and ("single_spec" not in config or config["single_spec"])
     )
 
 
