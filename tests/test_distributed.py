@@ -99,7 +99,7 @@ def _epoch_as_ranks(loader, world_size=2):
         loader.generator.manual_seed(seed)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(distributed, "rank_and_world", lambda config, rank=rank: (rank, world_size))
-            parts.append(list(distributed.train_batches(loader, getattr(loader, "_train_tensors", None), None)))
+            parts.append(list(distributed.train_batches(loader, getattr(loader, "_sliced_source", None), None)))
     loader.generator.manual_seed(seed)
     return parts
 
@@ -135,7 +135,7 @@ def test_the_ranks_batches_together_are_one_process_batches_in_its_order(tiny_da
 def test_session_mode_gives_each_rank_its_own_rows_so_whole_sessions(tiny_data_path):
     config = tiny(tiny_data_path, "RNNCCE", train_mode="session", train_batch_size=9, session_steps=10)
     with prepared_run("RNNCCE", "ml-tiny", None, config) as (run_config, _, (train, _, _)):
-        blocks = train._train_tensors
+        blocks = train._sliced_source
         parts = []
         for rank in range(2):
             with pytest.MonkeyPatch.context() as patch:
@@ -262,8 +262,8 @@ def test_each_rank_trains_on_its_own_part_of_the_epoch_in_the_same_number_of_ste
     assert not seen0 & seen1
     config = tiny(ddp_data_path, "RNNCCE", train_mode="sequence", loss_type="CE")
     with prepared_run("RNNCCE", "ml-tiny", None, config) as (_, _, (train, _, _)):
-        windows = {(int(u), int(t)) for u, t in zip(train._train_tensors["user_id"],
-                                                    train._train_tensors["target_item_id_list"][:, 0])}
+        windows = {(int(u), int(t)) for u, t in zip(train._sliced_source["user_id"],
+                                                    train._sliced_source["target_item_id_list"][:, 0])}
     assert seen0 | seen1 == windows and sum(map(len, rank0 + rank1)) == len(windows)
 
 
