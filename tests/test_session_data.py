@@ -409,3 +409,17 @@ def test_failed_replacement_puts_the_old_dataset_back(layout, monkeypatch):
         atomic.write_sessions([2, 2], [7, 8], [0.0, 1.0], layout, "demo", overwrite=True)
     assert calls == [("demo", "replaced"), ("demo", "demo"), ("replaced", "demo")]
     assert snapshot(layout.parent) == before
+
+
+def test_ids_that_are_not_whole_numbers_in_range_are_skipped_as_malformed(tmp_path):
+    from recbole_ext.data.convert import convert
+
+    rows = [f"{s},2014-04-07T10:5{k}:00.000Z,{item},0" for s in (1, 2) for k, item in enumerate((11, 12, 13))]
+    bad = ["3,2014-04-07T10:51:00.000Z,1.5,0", "99999999999999999999,2014-04-07T10:51:00.000Z,11,0",
+           "4,2014-04-07T10:51:00.000Z,inf,0"]
+    log = tmp_path / "clicks.dat"
+    log.write_text("\n".join(rows + bad) + "\n", encoding="utf-8")
+    _, summary = convert("rsc15", log, tmp_path / "out", min_item_support=1)
+    assert "read 9 rows, skipped 3 malformed, kept 6 events in 2 sessions" in summary
+    written = (tmp_path / "out" / "rsc15" / "rsc15.inter").read_text(encoding="utf-8").splitlines()[1:]
+    assert sorted({line.split("\t")[0] for line in written}) == ["1", "2"]

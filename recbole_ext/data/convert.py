@@ -30,17 +30,24 @@ from recbole_ext.cli import bad_input
 from recbole_ext.errors import DataError, RecBoleExtError
 
 
+def _ids(text):
+    """Whole-number ids of a column of text; anything else (``1.5``, ``inf``, past int64) is missing,
+    so its row is skipped and counted as malformed rather than written as a wrapped-around id."""
+    values = pd.to_numeric(text, errors="coerce")
+    return values.where((values == np.floor(values)) & (values.abs() < 2.0**63))
+
+
 def _rsc15(parts):
-    session = pd.to_numeric(parts[0], errors="coerce")
-    item = pd.to_numeric(parts[2], errors="coerce")
+    session = _ids(parts[0])
+    item = _ids(parts[2])
     stamp = pd.to_datetime(parts[1], errors="coerce", utc=True, format="ISO8601")
     seconds = (stamp - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     return session, item, seconds
 
 
 def _diginetica(parts):
-    session = pd.to_numeric(parts[0], errors="coerce")
-    item = pd.to_numeric(parts[2], errors="coerce")
+    session = _ids(parts[0])
+    item = _ids(parts[2])
     offset_ms = pd.to_numeric(parts[3], errors="coerce")
     day = pd.to_datetime(parts[4], errors="coerce", utc=True, format="%Y-%m-%d")
     seconds = (day - pd.Timestamp(0, tz="UTC")).dt.total_seconds() + offset_ms / 1000.0
@@ -100,7 +107,7 @@ class _Columns:
         return [array[: self.rows] for array in self.arrays]
 
 
-def read_log(path, log_format, chunk_lines=1_000_000):
+def read_log(path, log_format, chunk_lines=250_000):
     """Return (sessions, items, seconds, rows read, rows skipped) of a whole log.
 
     The log is read ``chunk_lines`` lines at a time: the text of one chunk is held at once, and the
@@ -223,7 +230,7 @@ def gru4rec_filters(sessions, items, seconds, min_session_length=2, min_item_sup
 
 
 def convert(log_format, input_path, output_dir, name=None, min_session_length=2, min_item_support=5,
-            chunk_lines=1_000_000, overwrite=False):
+            chunk_lines=250_000, overwrite=False):
     """Convert one log; returns (path of the dataset YAML, summary line).
 
     Memory: the text of one chunk of ``chunk_lines`` lines, plus the numeric columns (4 + 4 + 8
@@ -263,7 +270,7 @@ def main(argv=None):
                         help="replace an existing OUTPUT_DIR/NAME written by this tool (NAME.inter and NAME.yaml only)")
     parser.add_argument("--min_session_length", type=int, default=2)
     parser.add_argument("--min_item_support", type=int, default=5)
-    parser.add_argument("--chunk_lines", type=int, default=1_000_000, help="lines read at once")
+    parser.add_argument("--chunk_lines", type=int, default=250_000, help="lines read at once")
     args = parser.parse_args(argv)
     if not Path(args.input).is_file():
         parser.error(f"input: {args.input!r} is not a file")
