@@ -14,6 +14,7 @@ run uses (:func:`unique_checkpoint_file`). Besides RecBole's best-epoch checkpoi
 state and random number generators, in a file that is itself a RecBole checkpoint.
 """
 
+import copy
 import importlib
 import os
 import pickle
@@ -48,7 +49,7 @@ def checkpoint_state(trainer, epoch):
     """RecBole's checkpoint of ``trainer`` at ``epoch`` (``config``, ``epoch``, ``cur_step``,
     ``best_valid_score``, ``state_dict``, ``other_parameter``, ``optimizer``), readable weights-only."""
     return {
-        "config": trainer.config,
+        "config": single_process_config(trainer.config),
         "epoch": epoch,
         "cur_step": trainer.cur_step,
         "best_valid_score": float(trainer.best_valid_score),
@@ -56,6 +57,19 @@ def checkpoint_state(trainer, epoch):
         "other_parameter": weights_only_other_parameter(trainer.model),
         "optimizer": trainer.optimizer.state_dict(),
     }
+
+
+def single_process_config(config):
+    """The config a checkpoint keeps: a distributed run's made a single process's (``single_spec``,
+    rank 0, RecBole's one-process device), so that ``load_data_and_model`` rebuilds plain data
+    loaders instead of ones that need the run's process group; any other config as it is."""
+    if config["single_spec"]:
+        return config
+    kept = copy.copy(config)
+    on_gpu = config["use_gpu"] and torch.cuda.is_available()
+    kept.final_config_dict = {**config.final_config_dict, "single_spec": True, "local_rank": 0,
+                              "device": torch.device("cuda" if on_gpu else "cpu")}
+    return kept
 
 
 def write_checkpoint(state, path):

@@ -307,6 +307,10 @@ def test_recbole_run_with_nproc_2_returns_test_results_on_the_cpu(ddp_data_path,
     (checkpoint,) = (tmp_path / "saved").glob("RNNCCE-*.pth")  # rank 0 writes the one checkpoint
     recbole_ext.checkpoints.allow_checkpoint_model_class(str(checkpoint))
     recbole_ext.checkpoints.check_checkpoint(str(checkpoint))  # weights-only loadable
+    # and evaluated in this one process, as any checkpoint: its config is a single process's
+    loaded_config, model, _, _, _, test_data = recbole_ext.load_data_and_model(str(checkpoint))
+    assert loaded_config["single_spec"] and loaded_config["local_rank"] == 0
+    assert sum(len(batch[0]) for batch in test_data) == len(test_data._dataset)
 
 
 # ---------------------------------------------------------------- Ray searches that survive faults
