@@ -704,7 +704,9 @@ def main(argv=None, prog="hyper", callbacks=()):
         # "local": a Ray of its own, as --address's help says; with no address Ray joins whatever
         # cluster /tmp/ray/ray_current_cluster names, even one that has stopped
         address = args.address or os.environ.get("RAY_ADDRESS") or "local"
-        ray.init(address=address, num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+        # a cluster has its own CPUs (Ray refuses num_cpus when joining one, e.g. from $RAY_ADDRESS)
+        num_cpus = args.num_cpus if address == "local" else None
+        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     try:
         try:
             tuner = build_tuner(args, settings, experiment, callbacks)

@@ -187,7 +187,9 @@ def test_trial_gets_rays_gpus_and_no_command_line(monkeypatch):
 def local_ray():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a Ray of its own; with no address Ray joins whatever cluster
+    # /tmp/ray/ray_current_cluster names (another test's, or one a CI machine left behind)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
