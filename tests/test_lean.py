@@ -190,3 +190,21 @@ def test_evaluation_batches_are_sized_by_the_memory_budget_with_the_same_results
     assert budgeted["test_result"] == quick_test(settings)["test_result"]
     with pytest.raises(recbole_ext.ConfigError, match=r"^eval_memory_mb: 0 is not allowed; use a number > 0$"):
         _config(tiny_config, "GRU4Rec", eval_memory_mb=0)
+
+
+def test_lean_loading_keeps_tokens_as_written(tmp_path):
+    """Token columns are strings under pandas 2 and 3 alike: '007' and '7' are two items, '01' and
+    '1' two sequences (pandas 3 would parse a numeric-looking category column as integers)."""
+    folder = tmp_path / "tokens"
+    folder.mkdir()
+    rows = [("01", "007", 1), ("01", "7", 2), ("01", "007", 3), ("1", "7", 4), ("1", "07", 5), ("1", "007", 6)]
+    (folder / "tokens.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
+        f"{user}\t{item}\t{time}\n" for user, item, time in rows), encoding="utf-8")
+    config = Config(model="GRU4Rec", dataset="tokens", config_dict={
+        "data_path": str(tmp_path), "lean_sequences": True, "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "eval_args": {"order": "TO", "split": {"LS": "valid_and_test"}, "group_by": "user", "mode": "full"},
+        "state": "ERROR"})
+    dataset = create_dataset(config)
+    assert list(dataset.field2id_token["user_id"]) == ["[PAD]", "01", "1"]
+    assert list(dataset.field2id_token["item_id"]) == ["[PAD]", "007", "7", "07"]
+    assert dataset.inter_feat["item_id"].tolist() == [1, 2, 1, 2, 3, 1]
