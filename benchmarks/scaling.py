@@ -13,8 +13,9 @@ training session are dropped, then held-out sessions shorter than 2. Then, each 
 * **official**: Hidasi's GRU4Rec (:mod:`benchmarks.official`) on the very same training events (the
   targets' count and item sums are checked against ours), one full epoch by its own ``fit``.
 
-Measured for both: the data set-up (ours: ``create_dataset`` + ``data_preparation``; the official:
-its ``fit`` before the first batch, i.e. its data iterator and sample cache), RSS right after it,
+Measured for both: the data set-up from a text file (ours: ``create_dataset`` + ``data_preparation``
+on the ``.inter`` file; the official: reading its training TSV as its ``run.py`` does, ``read_s``,
+then its ``fit`` before the first batch, i.e. its data iterator and sample cache), RSS right after it,
 RSS after 1,000 batches and at the end of the epoch (and every tenth of the epoch between), the peak
 (``VmHWM``), training events per second; with ``--evaluate`` sizes, Recall@20 and MRR@20 on the
 test sessions (ours: RecBole's full-sort evaluation, the session read in one pass; the official: its
@@ -162,7 +163,7 @@ def session_split_events(inter_file):
 def target_fingerprint(item_tokens):
     """(count, Σ token, Σ token²) of the target item tokens: equal multisets give equal tuples."""
     tokens = np.asarray(item_tokens, dtype=np.int64)
-    return [int(len(tokens)), int(tokens.sum()), int((tokens * tokens).sum())]
+    return [len(tokens), int(tokens.sum()), int((tokens * tokens).sum())]
 
 
 # ------------------------------------------------------------------ child processes
@@ -236,8 +237,11 @@ def child_official(spec):
 
     official = load_gru4rec(spec["official"])
     rss_import = rss_mb()
-    stored = np.load(spec["events_file"])
-    data = pd.DataFrame({key: stored[key] for key in ("SessionId", "ItemId", "Time")})
+    start = time.perf_counter()
+    # as its run.py's load_data reads a TSV: ours' build reads a text file too
+    data = pd.read_csv(spec["events_file"], sep="\t", usecols=["SessionId", "ItemId", "Time"],
+                       dtype={"SessionId": "int32", "ItemId": "str"})
+    read = time.perf_counter() - start
     n_batches = int(np.ceil((len(data) - data["SessionId"].nunique()) / spec["batch"]))  # about: rows run out unevenly
     trace = RssTrace(n_batches, spec["cap_mb"], spec["trace_file"])
     marks = _trace_official_epoch(official.SessionDataIterator, trace)
@@ -257,14 +261,14 @@ def child_official(spec):
              if line.startswith("Epoch")]
     if len(epoch) != 1:
         raise RuntimeError(f"official fit printed no epoch time:\n{buffer.getvalue()}")
-    result = {"build_s": total - epoch[0], "epoch_s": epoch[0], "rss_import_mb": rss_import,
+    result = {"build_s": read + total - epoch[0], "read_s": read, "epoch_s": epoch[0], "rss_import_mb": rss_import,
               "rss_built_mb": marks["rss_at_first_batch"], "peak_built_mb": marks["peak_at_first_batch"],
               "catalogue": int(gru.data_iterator.n_items), "epoch_targets": int(len(data) - data["SessionId"].nunique()),
               "trained_targets": marks["targets"], "trace": trace.samples, "peak_mb": peak_rss_mb()}
     if spec["evaluate"]:
         evaluation = load_evaluation(spec["official"])
-        stored = np.load(spec["test_file"])
-        test = pd.DataFrame({key: stored[key] for key in ("SessionId", "ItemId", "Time")})
+        test = pd.read_csv(spec["test_file"], sep="\t", usecols=["SessionId", "ItemId", "Time"],
+                           dtype={"SessionId": "int32", "ItemId": "str"})
         start = time.perf_counter()
         # its iterator needs at least a batch of sessions
         recall, mrr = evaluation.batch_eval(gru, test, cutoff=[20], mode="standard",
@@ -408,7 +412,7 @@ def _row(size, contender, result):
     if "epoch_s" in result:
         row.update(epoch_s=round(result["epoch_s"], 1),
                    events_per_s=round(result["trained_targets"] / result["epoch_s"], 1))
-    for key in ("held_bytes", "timed_batches", "timed_s", "epoch_batches", "epoch_s_extrapolated", "recall20",
+    for key in ("read_s", "held_bytes", "timed_batches", "timed_s", "epoch_batches", "epoch_s_extrapolated", "recall20",
                 "mrr20", "test_s", "test_cases", "peak_tested_mb"):
         if key in result:
             row[key] = round(result[key], 6) if isinstance(result[key], float) else result[key]
@@ -439,8 +443,9 @@ def summarize(rows, args, command, loads):
             lines.append(f"| {row['events']:,} | {row['contender']} | stopped at batch {row['over_cap_at_batch']:,}: "
                          f"RSS {row['rss_at_stop_mb']:,} MB > {args.memory_cap_gb} GB cap | | | | | | | | | | |")
             continue
+        build = f"{row['build_s']:.1f}" + (f" (read {row['read_s']:.1f})" if "read_s" in row else "")
         lines.append(
-            f"| {row['events']:,} | {row['contender']} | {row['build_s']:.1f} | {row['rss_built_mb']:,} | "
+            f"| {row['events']:,} | {row['contender']} | {build} | {row['rss_built_mb']:,} | "
             f"{row['peak_built_mb']:,} | {row['bytes_per_event_built']:.0f} | {row.get('events_per_s', 0):,.0f} | "
             f"{row.get('rss_batch_1000_mb', '')} | {row.get('rss_end_mb', '')} | "
             f"{100 * row['growth_after_1000']:+.1f}% | {row['peak_mb']:,} | "
@@ -512,20 +517,21 @@ def main(argv=None):
             data_dir = str(log_dir)
             if size in args.sizes:
                 train, test, official_targets = session_split_events(log_dir / NAME / f"{NAME}.inter")
-                events_file, test_file = log_dir / "official-train.npz", log_dir / "official-test.npz"
-                np.savez(events_file, **{key: train[key].to_numpy() for key in train.columns})
-                np.savez(test_file, **{key: test[key].to_numpy() for key in test.columns})
+                events_file, test_file = log_dir / "official-train.tsv", log_dir / "official-test.tsv"
+                train.to_csv(events_file, sep="\t", index=False)
+                test.to_csv(test_file, sep="\t", index=False)
                 test_cases = int(len(test) - test["SessionId"].nunique())
                 del train, test
                 spec = {**shared, "data_dir": data_dir, "events_file": str(events_file), "test_file": str(test_file),
                         "evaluate": size in args.evaluate}
                 for kind in ("ours", "official"):
                     result = run_child(kind, spec, work)
-                    if kind == "ours" and not result.get("over_cap"):
-                        if result["target_fingerprint"] != official_targets or result["test_cases"] != test_cases:
-                            raise RuntimeError(f"size {size}: the official's training targets {official_targets} and "
-                                               f"{test_cases} test cases differ from ours {result['target_fingerprint']}, "
-                                               f"{result['test_cases']}")
+                    checked = kind == "ours" and not result.get("over_cap")
+                    if checked and (result["target_fingerprint"] != official_targets
+                                    or result["test_cases"] != test_cases):
+                        raise RuntimeError(f"size {size}: the official's training targets {official_targets} and "
+                                           f"{test_cases} test cases differ from ours {result['target_fingerprint']}, "
+                                           f"{result['test_cases']}")
                     rows.append(_row(size, kind, result))
                     traces += [{"events": size, "contender": kind, "batch": batch, "rss_mb": round(rss)}
                                for batch, rss in result.get("trace", [])]
