@@ -36,6 +36,16 @@ def config_files(text, flag="--config_files"):
     return files or None
 
 
+def utf8_text(raw, refusal):
+    """``raw`` decoded as UTF-8, or the error ``refusal(line, bad_bytes)`` makes for its first
+    undecodable bytes (line counted from 1) raised."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise refusal(line, raw[error.start:error.end]) from None
+
+
 def check_config_file(path, flag="--config_files"):
     """Raise :class:`ConfigError` naming ``path`` unless it is a file of UTF-8 YAML holding a mapping
     (what RecBole's ``Config`` reads it as; its own errors name no file)."""
@@ -47,12 +57,8 @@ def check_config_file(path, flag="--config_files"):
         raise ConfigError(f"{flag}: {path!r} is not a file")
     with open(path, "rb") as f:
         raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise ConfigError(f"{flag}: {path}, line {line}: bytes {raw[error.start:error.end]!r} are not UTF-8; "
-                          "save the file as UTF-8") from None
+    text = utf8_text(raw, lambda line, bad: ConfigError(
+        f"{flag}: {path}, line {line}: bytes {bad!r} are not UTF-8; save the file as UTF-8"))
     try:
         loaded = yaml.load(text, Loader=yaml.FullLoader)  # RecBole's own loader reads it the same way
     except yaml.YAMLError as error:

@@ -100,12 +100,8 @@ def _hyper_lines(path):
             raw = f.read()
     except OSError as error:
         raise HyperFileError(f"{path}: cannot read the hyper file ({error.strerror or error})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise HyperFileError(f"{path}:{line}: bytes {raw[error.start:error.end]!r} are not UTF-8; save the hyper "
-                             "file as UTF-8") from None
+    text = cli.utf8_text(raw, lambda line, bad: HyperFileError(
+        f"{path}:{line}: bytes {bad!r} are not UTF-8; save the hyper file as UTF-8"))
     return text.splitlines(keepends=True)
 
 
