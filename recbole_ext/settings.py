@@ -12,6 +12,7 @@ model and the evaluator all ask :func:`of` instead of reading the keys again.
 import weakref
 from dataclasses import dataclass
 
+from recbole_ext import keys
 from recbole_ext.errors import ConfigError
 from recbole_ext.protocols.settings import ProtocolSettings, read_settings
 
@@ -44,6 +45,7 @@ _resolved = weakref.WeakKeyDictionary()
 def resolve(config):
     """Read and check the settings of ``config`` (called as RecBole builds it) and keep them."""
     settings = RunSettings(train_mode=_train_mode(config), protocol=read_settings(config), lean=_lean(config))
+    _resolve_learning_rate(config, settings.train_mode)
     _check_folds(config)
     _resolved[config] = settings
     return settings
@@ -69,6 +71,20 @@ def _train_mode(config):
         why = "" if plugin else f" ({model} is RecBole's: it trains on RecBole's prefix samples)"
         raise ConfigError(f"train_mode: {value!r} is not allowed; use one of {list(allowed)}{why}")
     return value
+
+
+def _resolve_learning_rate(config, train_mode):
+    """``learning_rate: ~`` (the plugin RNNs' YAML) becomes the run's train mode's measured rate from
+    ``train_mode_learning_rates``: one rate does not suit all modes (sequence mode makes one update per
+    ``train_batch_size`` targets; session mode one per step of its rows). A number is kept as given."""
+    if config["learning_rate"] is not None:
+        return
+    rates = config["train_mode_learning_rates"]
+    if not isinstance(rates, dict) or train_mode not in rates:
+        raise ConfigError(f"learning_rate: None is not allowed without a rate for train_mode {train_mode!r} in "
+                          f"train_mode_learning_rates ({rates!r}); set learning_rate to a number > 0")
+    where = f"train_mode_learning_rates.{train_mode}"
+    config["learning_rate"] = keys.number({where: rates[train_mode]}, where, 0, min_inclusive=False)
 
 
 def _lean(config):

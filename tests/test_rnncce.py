@@ -128,3 +128,18 @@ def test_bad_config_is_one_clear_error_before_training(tiny_config, key, value, 
     with pytest.raises(recbole_ext.ConfigError, match=message):
         quick_test({**tiny_config, **SMALL}, model="RNNCCE", **{key: value})
     assert not Path(tiny_config["checkpoint_dir"]).exists()  # refused before the trainer was built
+
+
+@pytest.mark.parametrize("model", ["RNNCCE", "DwellGRU4Rec"])
+def test_learning_rate_defaults_to_the_train_mode_s_measured_rate(tiny_config, model):
+    def rate(**settings):
+        return Config(model=model, dataset="ml-tiny", config_dict={**tiny_config, **settings})["learning_rate"]
+
+    assert (rate(), rate(train_mode="session"), rate(train_mode="prefix")) == (0.01, 0.001, 0.001)
+    assert rate(train_mode="session", learning_rate=0.05) == 0.05  # a number is used as given
+    with pytest.raises(recbole_ext.ConfigError, match=r"^learning_rate: None is not allowed without a rate for train_mode "
+                                          r"'sequence' in train_mode_learning_rates \(\{'session': 0.1\}\); set "
+                                          r"learning_rate to a number > 0$"):
+        rate(train_mode_learning_rates={"session": 0.1})
+    with pytest.raises(recbole_ext.ConfigError, match=r"^train_mode_learning_rates.session: 0 is not allowed; use a number > 0$"):
+        rate(train_mode="session", train_mode_learning_rates={"session": 0})
