@@ -179,7 +179,7 @@ def _recbole_config(spec, model, settings):
         "normalize_all": False, "eval_protocol": "session_split", "test_days": 1, "valid_days": 1,
         "metrics": ["Recall", "MRR"], "topk": [20], "valid_metric": "MRR@20", "eval_memory_mb": 512,
         "show_progress": False, "state": "ERROR", "device": "cpu", "use_gpu": False, "seed": spec["seed"],
-        "checkpoint_dir": tempfile.mkdtemp(prefix="scaling-ckpt-"), **settings})
+        "checkpoint_dir": os.path.join(spec["work"], "saved"), **settings})  # removed with the run's folder
 
 
 def child_ours(spec):
