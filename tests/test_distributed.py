@@ -295,6 +295,22 @@ def test_evaluation_gathered_from_two_ranks_is_one_process_evaluation_of_the_sam
         assert dict(trainer.evaluate(data[2], load_best_model=False)) == expected
 
 
+def test_ranks_making_the_same_folder_at_once_do_not_fail(tmp_path, monkeypatch):
+    # two ranks both find ./log missing, then both make it: RecBole's ensure_dir failed on the second
+    import recbole.trainer.trainer
+    import recbole.utils.logger
+    import recbole.utils.utils
+
+    folder = tmp_path / "log"
+    folder.mkdir()  # made by the other rank just after this one looked
+    monkeypatch.setattr(os.path, "exists", lambda path: False)
+    with pytest.raises(FileExistsError):
+        recbole.utils.utils.ensure_dir.__wrapped__(str(folder))
+    for module in (recbole.utils.logger, recbole.trainer.trainer, recbole.utils.utils):
+        module.ensure_dir(str(folder))
+    assert folder.is_dir()
+
+
 def test_recbole_run_with_nproc_2_returns_test_results_on_the_cpu(ddp_data_path, tmp_path):
     from recbole.quick_start import run
 

@@ -45,6 +45,12 @@ MANIFEST = {
         "recbole.utils.get_model",
         "recbole.config.configurator.get_model",
         "recbole.quick_start.quick_start.get_model",
+        "recbole.utils.utils.ensure_dir",
+        "recbole.utils.ensure_dir",
+        "recbole.utils.logger.ensure_dir",
+        "recbole.data.utils.ensure_dir",
+        "recbole.trainer.trainer.ensure_dir",
+        "recbole.data.dataset.dataset.ensure_dir",
     ),
     "model": (),
     "dataset": (
