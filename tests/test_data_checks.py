@@ -122,6 +122,30 @@ def test_repeated_rows_warn_with_their_count_and_train(tmp_path):
     assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
 
 
+def test_repeated_rows_are_pandas_duplicated_rows():
+    """The hash-then-compare search finds exactly pandas' ``duplicated(keep="first")``: categorical
+    and float columns, missing values, and a row equal to another in all but one column."""
+    import numpy as np
+    import pandas
+
+    from recbole_ext.data.checks import repeated_rows_mask
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    frame = pandas.DataFrame({
+        "session": pandas.Categorical(rng.integers(0, 40, n).astype(str)),
+        "item": pandas.Categorical(rng.integers(0, 12, n).astype(str)),
+        "time": rng.integers(0, 8, n).astype(float),
+    })
+    frame.loc[[3, 9], "time"] = np.nan
+    frame.loc[9, ["session", "item"]] = frame.loc[3, ["session", "item"]]
+    expected = frame.duplicated(keep="first").to_numpy()
+    assert 0 < expected.sum() < n and expected[9]
+    np.testing.assert_array_equal(repeated_rows_mask(frame), expected)
+    distinct = frame.drop_duplicates()
+    assert not repeated_rows_mask(distinct).any() and len(repeated_rows_mask(frame.iloc[:0])) == 0
+
+
 def test_dedup_drops_exact_repeats_only(tmp_path):
     repeated = ROWS.splitlines(keepends=True)[:3]
     same_item_later = "1\t4\t105\n"  # the same click at another time is a separate event

@@ -192,6 +192,73 @@ def test_evaluation_batches_are_sized_by_the_memory_budget_with_the_same_results
         _config(tiny_config, "GRU4Rec", eval_memory_mb=0)
 
 
+# (file text, whether pyarrow reads it): what pyarrow reads must equal pandas' C parser's frame;
+# what it cannot read the same way goes to pandas (whose errors the data checks report by line)
+ARROW_CASES = {
+    "plain": ("1\t007\t1.5\n2\t7\t2\n1\t07\t3\n", True),
+    "missing values": ("1\tNA\t1.5\n2\t\t\nnull\tNone\t3\n<NA>\tx\tnan\n1\t2\t#N/A\n", True),
+    "quoted": ('"1\t2"\t"a"\t1\n3\t""\t2\na"b\t2\t3\n', True),
+    "blank line": ("1\t2\t3\n\n4\t5\t6\n", True),
+    "no final newline": ("1\t2\t3", True),
+    "windows newlines": ("1\t2\t3\r\n4\t5\t6\r\n", True),
+    "numbers": ("1\t2\t1e3\n1\t2\t-0.0\n1\t2\tinf\n1\t2\t+3\n1\t2\t 4\n", True),
+    "unicode": ("é\t字\t3\n", True),
+    "header only": ("", True),
+    "short row": ("1\t2\n4\t5\t6\n", False),
+    "long row": ("1\t2\t3\t4\n", False),
+    "trailing separator": ("1\t2\t3\t\n", False),
+    "text in a float column": ("1\t2\tx\n", False),
+    "decimal comma": ("1\t2\t1,5\n", False),
+    "spaces-only line": ("1\t2\t3\n   \n", False),
+}
+
+
+@pytest.mark.parametrize("case", list(ARROW_CASES))
+def test_arrow_reading_equals_pandas_or_leaves_the_file_to_it(tmp_path, case):
+    import pandas
+
+    from recbole_ext.data import loading
+
+    text, arrow_reads = ARROW_CASES[case]
+    path = tmp_path / "log.inter"
+    path.write_text("u:token\ti:token\tt:float\n" + text, encoding="utf-8")
+    columns = ["u:token", "i:token", "t:float"]
+    kwargs = {"delimiter": "\t", "usecols": columns, "dtype": {"u:token": str, "i:token": str, "t:float": np.float64},
+              "encoding": "utf-8", "engine": "python"}
+    frame = loading._read_with_arrow(str(path), "\t", columns[:2], kwargs)
+    assert (frame is not None) == arrow_reads
+    if frame is None:
+        return
+    expected = pandas.read_csv(path, **{**kwargs, "engine": "c", "dtype": {
+        "u:token": loading.TOKEN_DTYPE, "i:token": loading.TOKEN_DTYPE, "t:float": np.float64}})
+    assert list(frame.columns) == columns and len(frame) == len(expected)
+    for column in columns[:2]:
+        assert loading.is_categorical(frame[column])
+        assert frame[column].astype(object).where(frame[column].notna(), None).tolist() == \
+            expected[column].astype(object).where(expected[column].notna(), None).tolist()
+    np.testing.assert_array_equal(frame["t:float"].to_numpy(), expected["t:float"].to_numpy())
+
+
+def test_lean_order_is_recboles_sort_by_sequence_then_time(tmp_path):
+    """Events out of order in the file come out as RecBole's two stable sorts order them (ties in
+    the file's order); a file already in that order is kept as it is."""
+    folder = tmp_path / "order"
+    folder.mkdir()
+    rows = [("b", "3", 5.0), ("a", "1", 2.0), ("b", "1", 1.0), ("a", "2", 2.0), ("a", "3", 1.0), ("b", "2", 5.0)]
+    (folder / "order.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
+        f"{user}\t{item}\t{time}\n" for user, item, time in rows), encoding="utf-8")
+    config = Config(model="GRU4Rec", dataset="order", config_dict={
+        "data_path": str(tmp_path), "lean_sequences": True, "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "eval_args": {"order": "TO", "split": {"LS": "valid_and_test"}, "group_by": "user", "mode": "full"},
+        "normalize_all": False, "state": "ERROR"})
+    dataset = create_dataset(config)
+    dataset._change_feat_format()  # to tensors, then the lean augmentation (what build starts with)
+    flat = dataset.inter_feat.flat
+    users = dataset.field2id_token["user_id"][flat.column("user_id", torch.arange(6)).numpy()]
+    items = dataset.field2id_token["item_id"][flat.column("item_id", torch.arange(6)).numpy()]
+    assert list(zip(users, items)) == [("b", "1"), ("b", "3"), ("b", "2"), ("a", "3"), ("a", "1"), ("a", "2")]
+
+
 def test_lean_loading_keeps_tokens_as_written(tmp_path):
     """Token columns are strings under pandas 2 and 3 alike: '007' and '7' are two items, '01' and
     '1' two sequences (pandas 3 would parse a numeric-looking category column as integers)."""

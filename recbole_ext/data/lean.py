@@ -272,8 +272,7 @@ def flatten(dataset):
             f"which is not loaded: add it to load_col (now {config['load_col']})"
         )
     dataset._aug_presets()  # RecBole's field properties of the list fields
-    # RecBole's order: by sequence, then time; ties keep the loaded order (stable sorts)
-    dataset.sort(by=[dataset.uid_field, dataset.time_field], ascending=True)
+    sort_by_sequence_and_time(dataset)
     inter = dataset.inter_feat
     uid_field = dataset.uid_field
     uids = inter[uid_field]
@@ -293,6 +292,19 @@ def flatten(dataset):
     rows = torch.nonzero(~is_first).flatten()
     dataset.inter_feat = LeanSamples(flat, rows, dataset.max_item_list_len, dataset.item_list_length_field,
                                      config["LIST_SUFFIX"])
+
+
+def sort_by_sequence_and_time(dataset):
+    """RecBole's order of the events (``dataset.sort(by=[uid, time])``: by sequence, then time, ties
+    in the loaded order), found with one stable ``lexsort`` and each column gathered once, and not
+    at all when the file is already in that order (logs usually are: 31.7M events sorted by RecBole's
+    two passes took 15 s)."""
+    inter = dataset.inter_feat
+    uids, times = inter[dataset.uid_field].numpy(), inter[dataset.time_field].numpy()
+    same_sequence = uids[1:] == uids[:-1]
+    if np.all(uids[1:] >= uids[:-1]) and np.all(~same_sequence | (times[1:] >= times[:-1])):
+        return
+    dataset.inter_feat = inter[torch.as_tensor(np.lexsort((times, uids)))]
 
 
 def build_leave_one_out(dataset):

@@ -182,14 +182,24 @@ class SequenceDataset(SequentialDataset):
         order = np.argsort(start_times, kind="stable")
 
         # the row that frees up first takes the next session; ties go to the lower row
+        lengths = n_inputs[order]
         free = [(0, row) for row in range(rows)]
+        rows_taken = []  # the row of each session in order (one heapreplace each: 8M sessions on RSC15)
+        for length in lengths.tolist():
+            step, row = free[0]
+            rows_taken.append(row)
+            heapq.heapreplace(free, (step + length, row))
+        n_steps = max(step for step, _ in free)
+        # a session starts when its row's earlier sessions are done: the sum of their lengths
+        row_in_order = np.array(rows_taken, dtype=np.int64)
+        by_row = np.argsort(row_in_order, kind="stable")
+        before = np.cumsum(lengths[by_row]) - lengths[by_row]
+        row_starts = np.r_[True, row_in_order[by_row][1:] != row_in_order[by_row][:-1]]
+        step_by_row = before - np.maximum.accumulate(np.where(row_starts, before, 0))
         session_row = np.empty(len(first), dtype=np.int64)
         session_step = np.empty(len(first), dtype=np.int64)
-        for session in order.tolist():
-            step, row = heapq.heappop(free)
-            session_row[session], session_step[session] = row, step
-            heapq.heappush(free, (step + int(n_inputs[session]), row))
-        n_steps = max(step for step, _ in free)
+        session_row[order] = row_in_order
+        session_step[order[by_row]] = step_by_row
         n_blocks = max(1, -(-n_steps // steps_per_block))
         shape = (n_blocks * steps_per_block, rows)
         # every input event: its step and row, and its flat row

