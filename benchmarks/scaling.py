@@ -31,7 +31,12 @@ seconds per epoch extrapolated from them, then Recall@20 / MRR@20 on the test se
         --out benchmarks/results/scaling/memory-cpu --sizes 3000000 10000000 31700000 --evaluate 31700000
 
 ``--contenders official`` trains the official alone at ``--sizes`` (its training events are then not
-checked against ours: that check runs wherever ours trains too).
+checked against ours: that check runs wherever ours trains too). ``--build-only`` stops each contender
+once its data is set up (ours: after ``data_preparation``; the official: at its first batch), for the
+build seconds and memory alone:
+
+    python -m benchmarks.scaling --official /tmp/gru4rec_official --out benchmarks/results/scaling/build-cpu \
+        --sizes 5000000 10000000 31700000 --evaluate --build-only
 
 Writes ``OUT/runs.csv`` (one row per measurement), ``OUT/traces.csv`` (the RSS samples) and
 ``OUT/summary.md``, staged and renamed into place; an existing ``OUT`` is replaced only with
@@ -208,6 +213,9 @@ def child_ours(spec):
               "held_bytes": held_bytes([train._dataset.inter_feat, test._dataset.inter_feat]),
               "catalogue": int(dataset.item_num - 1), "epoch_targets": train._dataset.n_training_targets(),
               "test_cases": test._dataset.inter_feat.n_targets()}
+    if spec["build_only"]:
+        result.update(trace=[], peak_mb=peak_rss_mb(), target_fingerprint=_fingerprint_of(dataset, train))
+        return result
     init_seed(spec["seed"], True)
     model = get_model("DwellGRU4Rec")(config, train._dataset)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
@@ -224,10 +232,13 @@ def child_ours(spec):
         tested = trainer.evaluate(test, load_best_model=False, show_progress=False)
         result.update(recall20=tested["recall@20"], mrr20=tested["mrr@20"], test_s=time.perf_counter() - start,
                       peak_tested_mb=peak_rss_mb())
-    # after the peaks are read: the check's own arrays are no part of training
-    token_of_id = np.array([0] + [int(token) for token in dataset.field2id_token["item_id"][1:]], dtype=np.int64)
-    result["target_fingerprint"] = target_fingerprint(token_of_id[train._dataset._targets().numpy()])
+    result["target_fingerprint"] = _fingerprint_of(dataset, train)  # after the peaks: no part of training
     return result
+
+
+def _fingerprint_of(dataset, train):
+    token_of_id = np.array([0] + [int(token) for token in dataset.field2id_token["item_id"][1:]], dtype=np.int64)
+    return target_fingerprint(token_of_id[train._dataset._targets().numpy()])
 
 
 def child_official(spec):
@@ -247,7 +258,7 @@ def child_official(spec):
     read = time.perf_counter() - start
     n_batches = int(np.ceil((len(data) - data["SessionId"].nunique()) / spec["batch"]))  # about: rows run out unevenly
     trace = RssTrace(n_batches, spec["cap_mb"], spec["trace_file"])
-    marks = _trace_official_epoch(official.SessionDataIterator, trace)
+    marks = _trace_official_epoch(official.SessionDataIterator, trace, stop_at_first_batch=spec["build_only"])
     torch.manual_seed(spec["seed"])
     np.random.seed(spec["seed"])
     gru = official.GRU4Rec(layers=[spec["units"]], loss="cross-entropy", batch_size=spec["batch"],
@@ -256,10 +267,14 @@ def child_official(spec):
                            constrained_embedding=True, n_epochs=1, device=torch.device("cpu"))
     buffer = io.StringIO()
     start = time.perf_counter()
-    with contextlib.redirect_stdout(buffer):
+    with contextlib.redirect_stdout(buffer), contextlib.suppress(SetUpDone):
         gru.fit(data)
     total = time.perf_counter() - start
     trace.end()
+    if spec["build_only"]:
+        return {"build_s": read + marks["first_batch_s"] - start, "read_s": read, "rss_import_mb": rss_import,
+                "rss_built_mb": marks["rss_at_first_batch"], "peak_built_mb": marks["peak_at_first_batch"],
+                "catalogue": int(gru.data_iterator.n_items), "trace": [], "peak_mb": peak_rss_mb()}
     epoch = [float(line.split("(")[1].split("s)")[0]) for line in buffer.getvalue().splitlines()
              if line.startswith("Epoch")]
     if len(epoch) != 1:
@@ -281,9 +296,14 @@ def child_official(spec):
     return result
 
 
-def _trace_official_epoch(iterator_class, trace):
-    """Count the official's training batches into ``trace`` and note RSS at its first batch (its
-    set-up done); wraps its iterator's ``__call__`` for the first call only (the training epoch)."""
+class SetUpDone(Exception):
+    """Raised at the official's first batch under ``--build-only``."""
+
+
+def _trace_official_epoch(iterator_class, trace, stop_at_first_batch=False):
+    """Count the official's training batches into ``trace`` and note the time and RSS at its first
+    batch (its set-up done), raising :class:`SetUpDone` there if ``stop_at_first_batch``; wraps its
+    iterator's ``__call__`` for the first call only (the training epoch)."""
     marks = {"targets": 0}
     original = iterator_class.__call__
 
@@ -291,7 +311,10 @@ def _trace_official_epoch(iterator_class, trace):
         if "rss_at_first_batch" in marks:  # the evaluation's iterator: not traced
             yield from original(self, enable_neg_samples, reset_hook)
             return
+        marks["first_batch_s"] = time.perf_counter()
         marks["rss_at_first_batch"], marks["peak_at_first_batch"] = rss_mb(), peak_rss_mb()
+        if stop_at_first_batch:
+            raise SetUpDone
         for in_idx, out_idx in original(self, enable_neg_samples, reset_hook):
             yield in_idx, out_idx
             marks["targets"] += len(in_idx)  # one target per active row
@@ -432,8 +455,9 @@ def summarize(rows, args, command, loads):
         f"Command: `{command}`",
         "",
         (f"Session mode: batch {args.batch}, {args.units} units, XE-sampled with {args.n_sample} negatives, alpha "
-         f"{args.sample_alpha}, Adagrad {args.learning_rate}; one full epoch each; split: session_split (1 test day, "
-         f"1 validation day)."),
+         f"{args.sample_alpha}, Adagrad {args.learning_rate}; "
+         + ("each stopped once its data was set up (--build-only)" if args.build_only else "one full epoch each")
+         + "; split: session_split (1 test day, 1 validation day)."),
         "",
         ("| events | contender | build s | RSS after build MB | peak after build MB | bytes/event above imports | "
          "events/s | RSS at batch 1,000 MB | RSS at end MB | growth | peak MB | Recall@20 | MRR@20 |"),
@@ -449,9 +473,10 @@ def summarize(rows, args, command, loads):
         build = f"{row['build_s']:.1f}" + (f" (read {row['read_s']:.1f})" if "read_s" in row else "")
         lines.append(
             f"| {row['events']:,} | {row['contender']} | {build} | {row['rss_built_mb']:,} | "
-            f"{row['peak_built_mb']:,} | {row['bytes_per_event_built']:.0f} | {row.get('events_per_s', 0):,.0f} | "
+            f"{row['peak_built_mb']:,} | {row['bytes_per_event_built']:.0f} | "
+            + (f"{row['events_per_s']:,.0f}" if "events_per_s" in row else "") + " | "
             f"{row.get('rss_batch_1000_mb', '')} | {row.get('rss_end_mb', '')} | "
-            f"{100 * row['growth_after_1000']:+.1f}% | {row['peak_mb']:,} | "
+            + (f"{100 * row['growth_after_1000']:+.1f}%" if "growth_after_1000" in row else "") + f" | {row['peak_mb']:,} | "
             f"{row.get('recall20', float('nan')):.4f} | {row.get('mrr20', float('nan')):.4f} |")
     recbole = [row for row in rows if row["contender"].startswith("recbole")]
     if recbole:
@@ -491,6 +516,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--memory-cap-gb", type=float, default=16.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--build-only", action="store_true", help="stop each contender once its data is set up")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     for key in ("items", "batch", "units", "threads", "recbole_batches"):
@@ -510,7 +536,7 @@ def main(argv=None):
     command = "python -m benchmarks.scaling " + " ".join(sys.argv[1:] if argv is None else argv)
     shared = {"threads": args.threads, "official": str(official_dir), "seed": args.seed, "batch": args.batch,
               "units": args.units, "n_sample": args.n_sample, "sample_alpha": args.sample_alpha,
-              "learning_rate": args.learning_rate, "cap_mb": args.memory_cap_gb * 1024}
+              "learning_rate": args.learning_rate, "cap_mb": args.memory_cap_gb * 1024, "build_only": args.build_only}
     rows, traces, load_at_start = [], [], os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="scaling-"))
     try:
