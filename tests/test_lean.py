@@ -239,19 +239,23 @@ def test_arrow_reading_equals_pandas_or_leaves_the_file_to_it(tmp_path, case):
     np.testing.assert_array_equal(frame["t:float"].to_numpy(), expected["t:float"].to_numpy())
 
 
+def _lean_gru4rec_dataset(tmp_path, name, rows):
+    """RecBole's GRU4Rec dataset with ``lean_sequences`` of ``rows`` (user, item, time) written as ``name``."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / f"{name}.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
+        f"{user}\t{item}\t{time}\n" for user, item, time in rows), encoding="utf-8")
+    return create_dataset(Config(model="GRU4Rec", dataset=name, config_dict={
+        "data_path": str(tmp_path), "lean_sequences": True, "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "eval_args": {"order": "TO", "split": {"LS": "valid_and_test"}, "group_by": "user", "mode": "full"},
+        "normalize_all": False, "state": "ERROR"}))
+
+
 def test_lean_order_is_recboles_sort_by_sequence_then_time(tmp_path):
     """Events out of order in the file come out as RecBole's two stable sorts order them (ties in
     the file's order); a file already in that order is kept as it is."""
-    folder = tmp_path / "order"
-    folder.mkdir()
     rows = [("b", "3", 5.0), ("a", "1", 2.0), ("b", "1", 1.0), ("a", "2", 2.0), ("a", "3", 1.0), ("b", "2", 5.0)]
-    (folder / "order.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
-        f"{user}\t{item}\t{time}\n" for user, item, time in rows), encoding="utf-8")
-    config = Config(model="GRU4Rec", dataset="order", config_dict={
-        "data_path": str(tmp_path), "lean_sequences": True, "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-        "eval_args": {"order": "TO", "split": {"LS": "valid_and_test"}, "group_by": "user", "mode": "full"},
-        "normalize_all": False, "state": "ERROR"})
-    dataset = create_dataset(config)
+    dataset = _lean_gru4rec_dataset(tmp_path, "order", rows)
     dataset._change_feat_format()  # to tensors, then the lean augmentation (what build starts with)
     flat = dataset.inter_feat.flat
     users = dataset.field2id_token["user_id"][flat.column("user_id", torch.arange(6)).numpy()]
@@ -262,16 +266,8 @@ def test_lean_order_is_recboles_sort_by_sequence_then_time(tmp_path):
 def test_lean_loading_keeps_tokens_as_written(tmp_path):
     """Token columns are strings under pandas 2 and 3 alike: '007' and '7' are two items, '01' and
     '1' two sequences (pandas 3 would parse a numeric-looking category column as integers)."""
-    folder = tmp_path / "tokens"
-    folder.mkdir()
     rows = [("01", "007", 1), ("01", "7", 2), ("01", "007", 3), ("1", "7", 4), ("1", "07", 5), ("1", "007", 6)]
-    (folder / "tokens.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
-        f"{user}\t{item}\t{time}\n" for user, item, time in rows), encoding="utf-8")
-    config = Config(model="GRU4Rec", dataset="tokens", config_dict={
-        "data_path": str(tmp_path), "lean_sequences": True, "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-        "eval_args": {"order": "TO", "split": {"LS": "valid_and_test"}, "group_by": "user", "mode": "full"},
-        "state": "ERROR"})
-    dataset = create_dataset(config)
+    dataset = _lean_gru4rec_dataset(tmp_path, "tokens", rows)
     assert list(dataset.field2id_token["user_id"]) == ["[PAD]", "01", "1"]
     assert list(dataset.field2id_token["item_id"]) == ["[PAD]", "007", "7", "07"]
     assert dataset.inter_feat["item_id"].tolist() == [1, 2, 1, 2, 3, 1]
