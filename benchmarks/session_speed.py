@@ -108,6 +108,19 @@ def split_by_time(frame, test_share):
     return frame[~is_test], frame[is_test]
 
 
+def generated_sessions(args, prefix):
+    """A new folder holding ``--sessions`` generated sessions (``--items``, ``--seed``) whose training
+    part is written as NAME's atomic files; returns it and the test sessions (the last
+    ``--test-share`` of the sessions by start time)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    subprocess.run([sys.executable, "-m", "recbole_ext.data.synth", "--out", str(work), "--name", "all",
+                    "--sessions", str(args.sessions), "--items", str(args.items), "--seed", str(args.seed)],
+                   check=True, cwd=REPO)
+    train_frame, test = split_by_time(read_sessions(work / "all" / "all.inter"), args.test_share)
+    write_sessions(train_frame["session_id"], train_frame["item_id"], train_frame["timestamp"], work, NAME)
+    return work, test
+
+
 def recbole_config(data_dir, args, settings):
     return Config(model="DwellGRU4Rec", dataset=NAME, config_dict={
         "data_path": str(data_dir), "USER_ID_FIELD": "session_id", "ITEM_ID_FIELD": "item_id",
@@ -141,31 +154,36 @@ def training_sequences(data_dir, args):
 
 
 def test_batches(test, known_items, batch=256):
-    """Padded test sessions (item tokens), after dropping items unseen in training and sessions
-    left shorter than two events."""
+    """Padded test sessions (item tokens and their times), after dropping items unseen in training
+    and sessions left shorter than two events."""
     test = test[test["item_id"].isin(known_items)].sort_values(["session_id", "timestamp"], kind="stable")
-    sessions = [g["item_id"].to_numpy() for _, g in test.groupby("session_id", sort=True)]
-    sessions = [s for s in sessions if len(s) >= 2]
+    sessions = [(g["item_id"].to_numpy(), g["timestamp"].to_numpy(dtype=np.float64))
+                for _, g in test.groupby("session_id", sort=True)]
+    sessions = [s for s in sessions if len(s[0]) >= 2]
     for start in range(0, len(sessions), batch):
         chunk = sessions[start:start + batch]
-        width = max(len(s) for s in chunk)
+        width = max(len(items) for items, _ in chunk)
         tokens = np.zeros((len(chunk), width), dtype=np.int64)
-        for row, s in enumerate(chunk):
-            tokens[row, :len(s)] = s
-        yield tokens, np.array([len(s) for s in chunk])
+        times = np.zeros((len(chunk), width), dtype=np.float64)
+        for row, (items, seconds) in enumerate(chunk):
+            tokens[row, :len(items)] = items
+            times[row, :len(items)] = seconds
+        yield tokens, times, np.array([len(items) for items, _ in chunk])
 
 
 def evaluate(score_positions, to_ids, test, known_items, cutoff=20):
     """Recall@cutoff and MRR@cutoff over every test event after the first of its session.
 
-    ``score_positions(ids [B, L], lengths)`` gives ``[B, L, n]`` scores: position t has read items
-    0..t and scores the next item; ``to_ids`` maps item tokens to the contender's ids.
+    ``score_positions(ids [B, L], lengths, times [B, L])`` gives ``[B, L, n]`` scores: position t has
+    read items 0..t (and their times: an item's dwell is known once the next one is clicked, so a
+    prediction never sees its target's time) and scores the next item; ``to_ids`` maps item tokens
+    to the contender's ids.
     """
     hits = reciprocal = events = 0.0
     with torch.no_grad():
-        for tokens, lengths in test_batches(test, known_items):
+        for tokens, times, lengths in test_batches(test, known_items):
             ids = torch.as_tensor(to_ids(tokens))
-            scores = score_positions(ids, torch.as_tensor(lengths))[:, :-1]
+            scores = score_positions(ids, torch.as_tensor(lengths), torch.as_tensor(times, dtype=torch.float32))[:, :-1]
             targets = ids[:, 1:]
             real = torch.arange(targets.size(1))[None, :] < torch.as_tensor(lengths)[:, None] - 1
             target_scores = scores.gather(2, targets.unsqueeze(-1))
@@ -187,24 +205,34 @@ def run_ours(data_dir, settings, args, test, known_items, round_index):
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     targets = train._dataset.inter_feat[train._dataset.target_field]
     events = int((targets > 0).sum())
-    epochs = []
-    for epoch in range(args.epochs):
+    epochs = train_epochs(trainer, model, train, args.epochs)
+    return events, epochs, evaluate_ours(model, dataset, test, known_items)
+
+
+def train_epochs(trainer, model, train, epochs):
+    """``epochs`` epochs of RecBole's own ``Trainer._train_epoch`` (no validation); each one's seconds."""
+    seconds = []
+    for epoch in range(epochs):
         model.train()
         start = time.perf_counter()
         trainer._train_epoch(train, epoch, show_progress=False)
-        epochs.append(time.perf_counter() - start)
+        seconds.append(time.perf_counter() - start)
     model.eval()
+    return seconds
+
+
+def evaluate_ours(model, dataset, test, known_items):
+    """:func:`evaluate` of a plugin RNN, each test session read in one pass (with its times)."""
     token_id = dataset.field2token_id["item_id"]
     lookup = np.vectorize(lambda token: token_id.get(str(token), 0))
 
-    def score_positions(ids, lengths):
-        batch = Interaction({"item_id_list": ids, "item_length": lengths,
-                             "timestamp_list": torch.zeros(ids.shape)})
+    def score_positions(ids, lengths, times):
+        batch = Interaction({"item_id_list": ids, "item_length": lengths, "timestamp_list": times})
         scores = model.forward(batch) @ model.output_weight.t() + model.output_bias
         scores[..., 0] = -torch.inf  # the padding item
         return scores
 
-    return events, epochs, evaluate(score_positions, lookup, test, known_items)
+    return evaluate(score_positions, lookup, test, known_items)
 
 
 def run_official(official_dir, batch, train_events, args, test, known_items, round_index):
@@ -229,7 +257,7 @@ def run_official(official_dir, batch, train_events, args, test, known_items, rou
     lookup = np.vectorize(lambda token: int(itemidmap.get(token, 0)))
     gru.model.eval()
 
-    def score_positions(ids, lengths):
+    def score_positions(ids, lengths, times):
         hidden = [torch.zeros((ids.size(0), args.units))]
         scores = [gru.model.forward(ids[:, t], hidden, None, training=False) for t in range(ids.size(1))]
         return torch.stack(scores, 1)
@@ -275,13 +303,7 @@ def main(argv=None):
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         parser.error(f"--out {out} is not empty; pass --overwrite to replace its results")
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="session-speed-"))
-
-    subprocess.run([sys.executable, "-m", "recbole_ext.data.synth", "--out", str(work), "--name", "all",
-                    "--sessions", str(args.sessions), "--items", str(args.items), "--seed", str(args.seed)],
-                   check=True, cwd=REPO)
-    train_frame, test = split_by_time(read_sessions(work / "all" / "all.inter"), args.test_share)
-    write_sessions(train_frame["session_id"], train_frame["item_id"], train_frame["timestamp"], work, NAME)
+    work, test = generated_sessions(args, "session-speed-")
     os.chdir(work)  # RecBole's log/ folders
     train_events = training_sequences(work, args)
     known_items = set(train_events["ItemId"].tolist())
