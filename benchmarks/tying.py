@@ -12,8 +12,10 @@ without a better valid SPS@10) under an epoch cap meant never to be reached. Two
    validation SPS@10 over the selection seeds (validation only: the test users never enter the
    choice; the selection seeds' runs at that rate count as well).
 
-A seed sets the user split and the initialisation, so each seed is a different split. Runs append to
-``OUT/runs-<worker>.jsonl`` and a finished run is skipped when ``run`` is started again.
+A seed sets the user split and the initialisation, so each seed is a different split. Each arm's runs
+append to ``OUT/runs-<arm>.jsonl`` (its log: ``OUT/log-<arm>.txt``); ``--workers`` arms train at once.
+A finished run is skipped when ``run`` is started again (a run that failed is kept as a record with
+its error: delete its line to run it again).
 
 ``summary`` prints each arm's validation scores per rate, its chosen rate, how many runs reached the
 epoch cap, the test metrics at the chosen rate (mean ± std over seeds), and for each pair A:B the mean
@@ -71,30 +73,21 @@ def choose_rates(records, select, selection_seeds=None):
     return by_arm, {arm: chosen[arm] for arm in order}
 
 
-def _job(args, worker, arm, rates, seeds):
+def _job(args, arm, rates, seeds):
     command = [sys.executable, "-m", "benchmarks.defaults", "run", "--model=RNNCCE", "--dataset=ml-100k",
                "--config_files=benchmarks/configs/ml-100k-user-split.yaml", "--train_mode=sequence",
                f"--label={arm}", *ARMS[arm], "--grid", "learning_rate=" + ",".join(map(str, rates)),
                "--seeds=" + ",".join(map(str, seeds)), f"--epochs={args.epochs}",
                f"--stopping_step={args.stopping_step}", "--valid_metric=SPS@10", f"--metrics={METRICS}",
-               "--topk=[10]", f"--out={Path(args.out) / f'runs-{worker}.jsonl'}"]
-    with open(Path(args.out) / f"log-{worker}.txt", "a", encoding="utf-8") as log:
+               "--topk=[10]", f"--out={Path(args.out) / f'runs-{arm}.jsonl'}"]
+    with open(Path(args.out) / f"log-{arm}.txt", "a", encoding="utf-8") as log:
         subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _run_all(args, jobs):
-    """Each job ``(arm, rates, seeds)`` on the first free of ``--workers`` workers."""
-    free = list(range(args.workers))
-
-    def one(job):
-        worker = free.pop()
-        try:
-            _job(args, worker, *job)
-        finally:
-            free.append(worker)
-
+    """Each job ``(arm, rates, seeds)`` as ``--workers`` at once allow."""
     with ThreadPoolExecutor(args.workers) as pool:
-        list(pool.map(one, jobs))
+        list(pool.map(lambda job: _job(args, *job), jobs))
 
 
 def cmd_run(args):
