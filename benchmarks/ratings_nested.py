@@ -6,7 +6,7 @@
 For every outer fold k of ``folds.tsv`` (benchmarks/ratings.py), ``search`` runs ``run_hyper.py``
 (``--folds=5 --fold=k``: RecBole's RatingDataset trains on 8/9 of the four training folds and
 validates on the other 1/9; fold k is never used for selection, only reported by the trials) with
-the full grid of ``--params_file``, one trial at a time; takes the trial with the best valid RMSE and
+the full grid of ``--params_file``, ``--trials_at_once`` trials side by side; takes the trial with the best valid RMSE and
 the epoch of its best valid RMSE; then trains those parameters for that many epochs on all four
 training folds (no validation set) and tests on fold k. Writes ``<Model>-nested.json`` (the
 layout benchmarks/ratings.py's ``table`` step reads, plus each fold's chosen parameters) and each
@@ -124,7 +124,8 @@ def search(args):
         experiment = storage / name
         if not (experiment / "results.csv").exists():
             command = [sys.executable, "run_hyper.py", f"--model={args.model}", "--dataset=ml-100k",
-                       f"--params_file={args.params_file}", "--scheduler=fifo", "--num_cpus=1", "--max_concurrent=1",
+                       f"--params_file={args.params_file}", "--scheduler=fifo", f"--num_cpus={args.trials_at_once}",
+                       f"--max_concurrent={args.trials_at_once}",
                        f"--storage_path={storage}", f"--name={name}", f"--folds={n_folds}", f"--fold={fold}",
                        f"--seed={seed}", "--state=ERROR", "--show_progress=False", *args.overrides]
             print(" ".join(command), flush=True)
@@ -167,6 +168,7 @@ def main(argv=None):
     parser.add_argument("--model")
     parser.add_argument("--params_file")
     parser.add_argument("--storage_path", default="/tmp/ratings-nested-ray")
+    parser.add_argument("--trials_at_once", type=int, default=1, help="trials run side by side (one CPU each)")
     args, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     args.overrides = overrides
     args.command = " ".join(["python -m benchmarks.ratings_nested", *(sys.argv[1:] if argv is None else argv)])
