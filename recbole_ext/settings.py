@@ -45,7 +45,7 @@ _resolved = weakref.WeakKeyDictionary()
 def resolve(config):
     """Read and check the settings of ``config`` (called as RecBole builds it) and keep them."""
     settings = RunSettings(train_mode=_train_mode(config), protocol=read_settings(config), lean=_lean(config))
-    _resolve_learning_rate(config, settings.train_mode)
+    _resolve_per_train_mode(config, settings.train_mode)
     _check_folds(config)
     _resolved[config] = settings
     return settings
@@ -73,18 +73,24 @@ def _train_mode(config):
     return value
 
 
-def _resolve_learning_rate(config, train_mode):
-    """``learning_rate: ~`` (the plugin RNNs' YAML) becomes the run's train mode's measured rate from
-    ``train_mode_learning_rates``: one rate does not suit all modes (sequence mode makes one update per
-    ``train_batch_size`` targets; session mode one per step of its rows). A number is kept as given."""
-    if config["learning_rate"] is not None:
-        return
-    rates = config["train_mode_learning_rates"]
-    if not isinstance(rates, dict) or train_mode not in rates:
-        raise ConfigError(f"learning_rate: None is not allowed without a rate for train_mode {train_mode!r} in "
-                          f"train_mode_learning_rates ({rates!r}); set learning_rate to a number > 0")
-    where = f"train_mode_learning_rates.{train_mode}"
-    config["learning_rate"] = keys.number({where: rates[train_mode]}, where, 0, min_inclusive=False)
+def _resolve_per_train_mode(config, train_mode):
+    """``learning_rate: ~`` and ``train_batch_size: ~`` (the plugin RNNs' YAML) become the run's train
+    mode's measured values from ``train_mode_learning_rates`` and ``train_mode_batch_sizes``: one value
+    does not suit all modes (sequence mode makes one update per ``train_batch_size`` targets; session
+    mode one per step of its ``train_batch_size`` rows). A value given in any config layer is kept."""
+    for key, table_key, allowed, read in (
+        ("learning_rate", "train_mode_learning_rates", "a number > 0",
+         lambda where, value: keys.number({where: value}, where, 0, min_inclusive=False)),
+        ("train_batch_size", "train_mode_batch_sizes", "an integer >= 1",
+         lambda where, value: keys.integer({where: value}, where, 1)),
+    ):
+        if config[key] is not None:
+            continue
+        table = config[table_key]
+        if not isinstance(table, dict) or train_mode not in table:
+            raise ConfigError(f"{key}: None is not allowed without a value for train_mode {train_mode!r} in "
+                              f"{table_key} ({table!r}); set {key} to {allowed}")
+        config[key] = read(f"{table_key}.{train_mode}", table[train_mode])
 
 
 def _lean(config):

@@ -131,15 +131,28 @@ def test_bad_config_is_one_clear_error_before_training(tiny_config, key, value, 
 
 
 @pytest.mark.parametrize("model", ["RNNCCE", "DwellGRU4Rec"])
-def test_learning_rate_defaults_to_the_train_mode_s_measured_rate(tiny_config, model):
-    def rate(**settings):
-        return Config(model=model, dataset="ml-tiny", config_dict={**tiny_config, **settings})["learning_rate"]
+def test_learning_rate_and_batch_size_default_to_the_train_mode_s_measured_values(tiny_config, model):
+    tiny = {k: v for k, v in tiny_config.items() if k != "train_batch_size"}
 
-    assert (rate(), rate(train_mode="session"), rate(train_mode="prefix")) == (0.01, 0.001, 0.001)
-    assert rate(train_mode="session", learning_rate=0.05) == 0.05  # a number is used as given
-    with pytest.raises(recbole_ext.ConfigError, match=r"^learning_rate: None is not allowed without a rate for train_mode "
+    def resolved(**settings):
+        config = Config(model=model, dataset="ml-tiny", config_dict={**tiny, **settings})
+        return config["learning_rate"], config["train_batch_size"]
+
+    session_rate = {"RNNCCE": 0.001, "DwellGRU4Rec": 0.003}[model]
+    assert [resolved(train_mode=mode) for mode in ("sequence", "session", "prefix")] == \
+        [(0.01, 2048), (session_rate, 256), (0.001, 2048)]
+    assert resolved(train_mode="session", learning_rate=0.05, train_batch_size=64) == (0.05, 64)  # as given
+    with pytest.raises(recbole_ext.ConfigError, match=r"^learning_rate: None is not allowed without a value for train_mode "
                                           r"'sequence' in train_mode_learning_rates \(\{'session': 0.1\}\); set "
                                           r"learning_rate to a number > 0$"):
-        rate(train_mode_learning_rates={"session": 0.1})
+        resolved(train_mode_learning_rates={"session": 0.1})
     with pytest.raises(recbole_ext.ConfigError, match=r"^train_mode_learning_rates.session: 0 is not allowed; use a number > 0$"):
-        rate(train_mode="session", train_mode_learning_rates={"session": 0})
+        resolved(train_mode="session", train_mode_learning_rates={"session": 0})
+    with pytest.raises(recbole_ext.ConfigError, match=r"^train_batch_size: None is not allowed without a value for "
+                                          r"train_mode 'session' in train_mode_batch_sizes \(\{'sequence': 8\}\); set "
+                                          r"train_batch_size to an integer >= 1$"):
+        resolved(train_mode="session", train_mode_batch_sizes={"sequence": 8})
+    with pytest.raises(recbole_ext.ConfigError, match=r"^train_mode_batch_sizes.session: 0.5 is not allowed; use an integer >= 1$"):
+        resolved(train_mode="session", train_mode_batch_sizes={"session": 0.5})
+
+
