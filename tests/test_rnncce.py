@@ -139,7 +139,7 @@ def test_learning_rate_and_batch_size_default_to_the_train_mode_s_measured_value
         return config["learning_rate"], config["train_batch_size"]
 
     assert [resolved(train_mode=mode) for mode in ("sequence", "session", "prefix")] == \
-        [(0.01, 2048), (0.001, 256), (0.001, 2048)]
+        [(0.01, 2048), (0.001, 256), (0.01, 2048)]
     assert resolved(train_mode="session", learning_rate=0.05, train_batch_size=64) == (0.05, 64)  # as given
     with pytest.raises(recbole_ext.ConfigError, match=r"^learning_rate: None is not allowed without a value for train_mode "
                                           r"'sequence' in train_mode_learning_rates \(\{'session': 0.1\}\); set "
